@@ -1,0 +1,77 @@
+//! The state root step: update each changed account's storage trie (in
+//! parallel), then the account trie, reading only the nodes on changed paths.
+
+use crate::{
+    state::PendingChanges,
+    trie::{key_nibbles, NodeSource, TrieError, TrieUpdate},
+};
+use alloy_primitives::{keccak256, map::HashMap, Address, B256};
+use metanode_storage::{StateDiff, StateReader, TrieWrites};
+use rayon::prelude::*;
+
+struct AccountTrie<'r, 'a>(&'r StateReader<'a>);
+
+impl NodeSource for AccountTrie<'_, '_> {
+    fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
+        self.0.account_trie_node(path).map_err(|e| TrieError::Source(e.to_string()))
+    }
+}
+
+struct StorageTrie<'r, 'a> {
+    reader: &'r StateReader<'a>,
+    owner: B256,
+}
+
+impl NodeSource for StorageTrie<'_, '_> {
+    fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
+        self.reader.storage_trie_node(&self.owner, path).map_err(|e| TrieError::Source(e.to_string()))
+    }
+}
+
+/// Computes the post-block state root over `reader` (which must be the head
+/// state the block executed on) and returns it with the diff and node writes.
+pub(crate) fn state_root(
+    reader: &StateReader<'_>,
+    changes: PendingChanges,
+) -> Result<(B256, StateDiff, TrieWrites), TrieError> {
+    let storage_results: Vec<(Address, B256, B256, Vec<_>)> = changes
+        .storage
+        .par_iter()
+        .map(|(addr, slots)| {
+            let owner = keccak256(addr);
+            let source = StorageTrie { reader, owner };
+            let mut update = TrieUpdate::new(&source);
+            for change in slots {
+                let key = key_nibbles(&keccak256(change.slot).0);
+                if change.new.is_zero() {
+                    update.delete(&key)?;
+                } else {
+                    update.insert(&key, alloy_rlp::encode(change.new))?;
+                }
+            }
+            let (root, writes) = update.commit()?;
+            Ok((*addr, owner, root, writes))
+        })
+        .collect::<Result<_, TrieError>>()?;
+
+    let mut roots = HashMap::default();
+    let mut trie = TrieWrites::default();
+    for (addr, owner, root, writes) in storage_results {
+        roots.insert(addr, root);
+        trie.storage_nodes.extend(writes.into_iter().map(|w| (owner, w)));
+    }
+    let diff = changes.into_diff(&roots);
+
+    let source = AccountTrie(reader);
+    let mut update = TrieUpdate::new(&source);
+    for change in &diff.accounts {
+        let key = key_nibbles(&keccak256(change.address).0);
+        match &change.new {
+            Some(account) => update.insert(&key, alloy_rlp::encode(account))?,
+            None => update.delete(&key)?,
+        }
+    }
+    let (root, writes) = update.commit()?;
+    trie.account_nodes = writes;
+    Ok((root, diff, trie))
+}

@@ -1,0 +1,231 @@
+//! Trie nodes and their canonical Ethereum RLP encoding.
+
+use alloy_primitives::{keccak256, B256};
+use alloy_rlp::{Encodable, Header, EMPTY_STRING_CODE};
+
+/// A stored node could not be decoded: the database is corrupt or not ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrieError {
+    /// RLP of a stored node is malformed.
+    #[error("corrupt trie node at path {path}: {reason}")]
+    Corrupt {
+        /// Hex nibble path of the node.
+        path: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The node store failed.
+    #[error("reading trie node: {0}")]
+    Source(String),
+    /// A node the trie structure says exists is missing.
+    #[error("missing trie node at path {0}")]
+    Missing(String),
+}
+
+/// How a parent refers to a child: by hash when the child's RLP is 32 bytes or
+/// more, inline otherwise; `Dirty` marks a child changed in the current update
+/// whose reference is computed when the update is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildRef {
+    /// keccak256 of the child's RLP.
+    Hash(B256),
+    /// The child's RLP itself (shorter than 32 bytes).
+    Inline(Vec<u8>),
+    /// Changed; recomputed at commit.
+    Dirty,
+}
+
+impl ChildRef {
+    /// The reference to a node with this RLP encoding.
+    pub fn for_rlp(rlp: &[u8]) -> Self {
+        if rlp.len() < 32 {
+            Self::Inline(rlp.to_vec())
+        } else {
+            Self::Hash(keccak256(rlp))
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Hash(h) => h.encode(out),
+            Self::Inline(rlp) => out.extend_from_slice(rlp),
+            Self::Dirty => unreachable!("dirty child references are resolved before encoding"),
+        }
+    }
+
+    fn length(&self) -> usize {
+        match self {
+            Self::Hash(_) => 33,
+            Self::Inline(rlp) => rlp.len(),
+            Self::Dirty => unreachable!("dirty child references are resolved before encoding"),
+        }
+    }
+}
+
+/// A trie node. Keys are nibble sequences (one nibble per byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// The rest of a key and its value.
+    Leaf {
+        /// Remaining nibbles of the key below this node's path.
+        key: Vec<u8>,
+        /// The RLP-encoded value.
+        value: Vec<u8>,
+    },
+    /// A shared run of nibbles leading to a branch.
+    Extension {
+        /// The shared nibbles.
+        key: Vec<u8>,
+        /// The branch at `path ++ key`.
+        child: ChildRef,
+    },
+    /// Sixteen children, one per next nibble.
+    Branch {
+        /// `children[n]` lives at `path ++ [n]`.
+        children: Box<[Option<ChildRef>; 16]>,
+    },
+}
+
+fn hex_prefix(nibbles: &[u8], leaf: bool) -> Vec<u8> {
+    let flag = if leaf { 2u8 } else { 0 };
+    let mut out = Vec::with_capacity(nibbles.len() / 2 + 1);
+    let rest = if nibbles.len() % 2 == 1 {
+        out.push(((flag | 1) << 4) | nibbles[0]);
+        &nibbles[1..]
+    } else {
+        out.push(flag << 4);
+        nibbles
+    };
+    for pair in rest.chunks(2) {
+        out.push((pair[0] << 4) | pair[1]);
+    }
+    out
+}
+
+fn decode_hex_prefix(bytes: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let first = *bytes.first()?;
+    let flag = first >> 4;
+    if flag > 3 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    if flag & 1 == 1 {
+        out.push(first & 0x0f);
+    } else if first & 0x0f != 0 {
+        return None;
+    }
+    for b in &bytes[1..] {
+        out.push(b >> 4);
+        out.push(b & 0x0f);
+    }
+    Some((out, flag & 2 == 2))
+}
+
+/// One RLP item: whether it is a list, its payload and its whole encoding.
+fn next_item<'a>(buf: &mut &'a [u8]) -> Option<(bool, &'a [u8], &'a [u8])> {
+    let start = *buf;
+    let header = Header::decode(buf).ok()?;
+    if buf.len() < header.payload_length {
+        return None;
+    }
+    let payload = &buf[..header.payload_length];
+    *buf = &buf[header.payload_length..];
+    let whole = &start[..start.len() - buf.len()];
+    Some((header.list, payload, whole))
+}
+
+impl Node {
+    /// Canonical RLP; every child reference must be resolved (not `Dirty`).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Self::Leaf { key, value } => {
+                let hp = hex_prefix(key, true);
+                let payload = hp.as_slice().length() + value.as_slice().length();
+                Header { list: true, payload_length: payload }.encode(&mut out);
+                hp.as_slice().encode(&mut out);
+                value.as_slice().encode(&mut out);
+            }
+            Self::Extension { key, child } => {
+                let hp = hex_prefix(key, false);
+                let payload = hp.as_slice().length() + child.length();
+                Header { list: true, payload_length: payload }.encode(&mut out);
+                hp.as_slice().encode(&mut out);
+                child.encode(&mut out);
+            }
+            Self::Branch { children } => {
+                let payload: usize = children.iter().map(|c| c.as_ref().map_or(1, ChildRef::length)).sum::<usize>() + 1;
+                Header { list: true, payload_length: payload }.encode(&mut out);
+                for child in children.iter() {
+                    match child {
+                        Some(c) => c.encode(&mut out),
+                        None => out.push(EMPTY_STRING_CODE),
+                    }
+                }
+                out.push(EMPTY_STRING_CODE);
+            }
+        }
+        out
+    }
+
+    /// Decodes a stored node; `path` only names the node in errors.
+    pub fn decode(mut rlp: &[u8], path: &[u8]) -> Result<Self, TrieError> {
+        let corrupt = |reason| TrieError::Corrupt { path: nibble_string(path), reason };
+        let (list, mut payload, _) = next_item(&mut rlp).ok_or_else(|| corrupt("bad rlp"))?;
+        if !list || !rlp.is_empty() {
+            return Err(corrupt("node is not a single rlp list"));
+        }
+        let mut items = Vec::with_capacity(17);
+        while !payload.is_empty() {
+            items.push(next_item(&mut payload).ok_or_else(|| corrupt("bad rlp item"))?);
+        }
+        match items.len() {
+            2 => {
+                let (l0, hp, _) = items[0];
+                if l0 {
+                    return Err(corrupt("hex-prefix key is a list"));
+                }
+                let (key, leaf) = decode_hex_prefix(hp).ok_or_else(|| corrupt("bad hex prefix"))?;
+                let (l1, payload, whole) = items[1];
+                if leaf {
+                    if l1 {
+                        return Err(corrupt("leaf value is a list"));
+                    }
+                    Ok(Self::Leaf { key, value: payload.to_vec() })
+                } else {
+                    let child = child_ref(l1, payload, whole).ok_or_else(|| corrupt("bad child"))?;
+                    Ok(Self::Extension { key, child })
+                }
+            }
+            17 => {
+                let mut children: Box<[Option<ChildRef>; 16]> = Box::default();
+                for (i, &(list, payload, whole)) in items[..16].iter().enumerate() {
+                    if !list && payload.is_empty() {
+                        continue;
+                    }
+                    children[i] = Some(child_ref(list, payload, whole).ok_or_else(|| corrupt("bad child"))?);
+                }
+                Ok(Self::Branch { children })
+            }
+            _ => Err(corrupt("node has neither 2 nor 17 items")),
+        }
+    }
+}
+
+fn child_ref(list: bool, payload: &[u8], whole: &[u8]) -> Option<ChildRef> {
+    if list {
+        Some(ChildRef::Inline(whole.to_vec()))
+    } else if payload.len() == 32 {
+        Some(ChildRef::Hash(B256::from_slice(payload)))
+    } else {
+        None
+    }
+}
+
+/// Hex string of a nibble path, for messages.
+pub(crate) fn nibble_string(path: &[u8]) -> String {
+    if path.is_empty() {
+        return "<root>".to_string();
+    }
+    path.iter().map(|n| char::from_digit(u32::from(*n), 16).unwrap_or('?')).collect()
+}

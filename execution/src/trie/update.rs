@@ -1,0 +1,292 @@
+//! Applying inserts and deletes to a path-addressed trie and committing the
+//! changed nodes with their new hashes.
+
+use super::node::{nibble_string, ChildRef, Node, TrieError};
+use alloy_primitives::{keccak256, B256};
+use alloy_trie::EMPTY_ROOT_HASH;
+use std::collections::HashMap;
+
+/// Where the current (committed) nodes of one trie are read from.
+pub trait NodeSource {
+    /// The RLP of the node at `path` (nibbles), if there is one.
+    fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError>;
+}
+
+/// A node to write (`Some(rlp)`) or delete (`None`) at a nibble path.
+pub type NodeWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// Pending changes to one trie. Nodes read are cached; nodes changed are kept
+/// in `dirty` (with `None` for removed paths) until [`TrieUpdate::commit`].
+pub struct TrieUpdate<'s, S: NodeSource + ?Sized> {
+    source: &'s S,
+    cache: HashMap<Vec<u8>, Node>,
+    dirty: HashMap<Vec<u8>, Option<Node>>,
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(a.len() + b.len());
+    v.extend_from_slice(a);
+    v.extend_from_slice(b);
+    v
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl<'s, S: NodeSource + ?Sized> TrieUpdate<'s, S> {
+    /// Starts an update over the trie whose nodes `source` holds.
+    pub fn new(source: &'s S) -> Self {
+        Self { source, cache: HashMap::new(), dirty: HashMap::new() }
+    }
+
+    fn get(&mut self, path: &[u8]) -> Result<Option<Node>, TrieError> {
+        if let Some(n) = self.dirty.get(path) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.cache.get(path) {
+            return Ok(Some(n.clone()));
+        }
+        match self.source.node(path)? {
+            Some(rlp) => {
+                let node = Node::decode(&rlp, path)?;
+                self.cache.insert(path.to_vec(), node.clone());
+                Ok(Some(node))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn set(&mut self, path: Vec<u8>, node: Option<Node>) {
+        self.dirty.insert(path, node);
+    }
+
+    /// Sets `key` (64 nibbles) to `value` (RLP of the value, non-empty).
+    pub fn insert(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), TrieError> {
+        debug_assert!(!value.is_empty());
+        let mut path: Vec<u8> = Vec::with_capacity(key.len());
+        loop {
+            let rem = &key[path.len()..];
+            match self.get(&path)? {
+                None => {
+                    self.set(path, Some(Node::Leaf { key: rem.to_vec(), value }));
+                    return Ok(());
+                }
+                Some(Node::Leaf { key: k, value: v }) => {
+                    if k == rem {
+                        self.set(path, Some(Node::Leaf { key: k, value }));
+                        return Ok(());
+                    }
+                    let cp = common_prefix(&k, rem);
+                    let bpath = concat(&path, &rem[..cp]);
+                    let mut children: Box<[Option<ChildRef>; 16]> = Box::default();
+                    children[k[cp] as usize] = Some(ChildRef::Dirty);
+                    children[rem[cp] as usize] = Some(ChildRef::Dirty);
+                    self.set(concat(&bpath, &[k[cp]]), Some(Node::Leaf { key: k[cp + 1..].to_vec(), value: v }));
+                    self.set(concat(&bpath, &[rem[cp]]), Some(Node::Leaf { key: rem[cp + 1..].to_vec(), value }));
+                    self.set(bpath, Some(Node::Branch { children }));
+                    if cp > 0 {
+                        let ext = Node::Extension { key: rem[..cp].to_vec(), child: ChildRef::Dirty };
+                        self.set(path, Some(ext));
+                    }
+                    return Ok(());
+                }
+                Some(Node::Extension { key: k, child }) => {
+                    let cp = common_prefix(&k, rem);
+                    if cp == k.len() {
+                        let next = concat(&path, &k);
+                        self.set(path, Some(Node::Extension { key: k, child: ChildRef::Dirty }));
+                        path = next;
+                        continue;
+                    }
+                    let bpath = concat(&path, &k[..cp]);
+                    let mut children: Box<[Option<ChildRef>; 16]> = Box::default();
+                    children[k[cp] as usize] = if cp + 1 == k.len() {
+                        // The old child branch already lives at `bpath ++ [k[cp]]`.
+                        Some(child)
+                    } else {
+                        let ext = Node::Extension { key: k[cp + 1..].to_vec(), child };
+                        self.set(concat(&bpath, &[k[cp]]), Some(ext));
+                        Some(ChildRef::Dirty)
+                    };
+                    children[rem[cp] as usize] = Some(ChildRef::Dirty);
+                    self.set(concat(&bpath, &[rem[cp]]), Some(Node::Leaf { key: rem[cp + 1..].to_vec(), value }));
+                    self.set(bpath, Some(Node::Branch { children }));
+                    if cp > 0 {
+                        let ext = Node::Extension { key: k[..cp].to_vec(), child: ChildRef::Dirty };
+                        self.set(path, Some(ext));
+                    }
+                    return Ok(());
+                }
+                Some(Node::Branch { mut children }) => {
+                    let nib = rem[0];
+                    let existed = children[nib as usize].is_some();
+                    children[nib as usize] = Some(ChildRef::Dirty);
+                    self.set(path.clone(), Some(Node::Branch { children }));
+                    path.push(nib);
+                    if !existed {
+                        self.set(path, Some(Node::Leaf { key: rem[1..].to_vec(), value }));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes `key` (64 nibbles); absent keys are a no-op.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), TrieError> {
+        // Walk down without changing anything, so a missing key changes nothing.
+        let mut stack: Vec<(Vec<u8>, Node)> = Vec::new();
+        let mut path: Vec<u8> = Vec::new();
+        loop {
+            let Some(node) = self.get(&path)? else { return Ok(()) };
+            let rem = &key[path.len()..];
+            match &node {
+                Node::Leaf { key: k, .. } => {
+                    if k.as_slice() != rem {
+                        return Ok(());
+                    }
+                    break;
+                }
+                Node::Extension { key: k, .. } => {
+                    if !rem.starts_with(k) {
+                        return Ok(());
+                    }
+                    let next = concat(&path, k);
+                    stack.push((std::mem::replace(&mut path, next), node));
+                }
+                Node::Branch { children } => {
+                    let nib = rem[0];
+                    if children[nib as usize].is_none() {
+                        return Ok(());
+                    }
+                    let next = concat(&path, &[nib]);
+                    stack.push((std::mem::replace(&mut path, next), node));
+                }
+            }
+        }
+        self.set(path.clone(), None);
+        // Walk back up: `replacement` is what now stands at `child_path`.
+        let mut child_path = path;
+        let mut replacement: Option<Node> = None;
+        while let Some((path, node)) = stack.pop() {
+            let new_node = match node {
+                Node::Branch { mut children } => {
+                    let nib = child_path[path.len()] as usize;
+                    if replacement.is_some() {
+                        children[nib] = Some(ChildRef::Dirty);
+                        Node::Branch { children }
+                    } else {
+                        children[nib] = None;
+                        let remaining: Vec<usize> = (0..16).filter(|i| children[*i].is_some()).collect();
+                        if remaining.len() >= 2 {
+                            Node::Branch { children }
+                        } else if let Some(&j) = remaining.first() {
+                            let only = children[j].take().unwrap_or(ChildRef::Dirty);
+                            self.collapse(&path, j as u8, only)?
+                        } else {
+                            return Err(TrieError::Corrupt {
+                                path: nibble_string(&path),
+                                reason: "branch with a single child",
+                            });
+                        }
+                    }
+                }
+                Node::Extension { key: k, .. } => match replacement.take() {
+                    Some(Node::Leaf { key: k2, value }) => {
+                        self.set(child_path.clone(), None);
+                        Node::Leaf { key: concat(&k, &k2), value }
+                    }
+                    Some(Node::Extension { key: k2, child }) => {
+                        self.set(child_path.clone(), None);
+                        Node::Extension { key: concat(&k, &k2), child }
+                    }
+                    Some(Node::Branch { .. }) => Node::Extension { key: k, child: ChildRef::Dirty },
+                    None => {
+                        return Err(TrieError::Corrupt {
+                            path: nibble_string(&path),
+                            reason: "extension above a removed leaf",
+                        })
+                    }
+                },
+                Node::Leaf { .. } => {
+                    return Err(TrieError::Corrupt { path: nibble_string(&path), reason: "leaf above another node" })
+                }
+            };
+            self.set(path.clone(), Some(new_node.clone()));
+            replacement = Some(new_node);
+            child_path = path;
+        }
+        Ok(())
+    }
+
+    /// A branch at `path` is left with one child `j`: fold it into a leaf or extension.
+    fn collapse(&mut self, path: &[u8], j: u8, only: ChildRef) -> Result<Node, TrieError> {
+        let cpath = concat(path, &[j]);
+        let child = self.get(&cpath)?.ok_or_else(|| TrieError::Missing(nibble_string(&cpath)))?;
+        Ok(match child {
+            Node::Leaf { key, value } => {
+                self.set(cpath, None);
+                Node::Leaf { key: concat(&[j], &key), value }
+            }
+            Node::Extension { key, child } => {
+                self.set(cpath, None);
+                Node::Extension { key: concat(&[j], &key), child }
+            }
+            Node::Branch { .. } => Node::Extension { key: vec![j], child: only },
+        })
+    }
+
+    /// Computes the new root and the node writes that make the store hold it.
+    pub fn commit(mut self) -> Result<(B256, Vec<NodeWrite>), TrieError> {
+        let mut writes = Vec::with_capacity(self.dirty.len());
+        let root = match self.get(&[])? {
+            None => EMPTY_ROOT_HASH,
+            Some(_) => {
+                let mut path = Vec::with_capacity(64);
+                let rlp = self.hash_dirty(&mut path, &mut writes)?;
+                keccak256(rlp)
+            }
+        };
+        for (path, node) in self.dirty {
+            if node.is_none() {
+                writes.push((path, None));
+            }
+        }
+        Ok((root, writes))
+    }
+
+    /// Resolves dirty children below `path` depth-first and returns this node's RLP.
+    fn hash_dirty(&mut self, path: &mut Vec<u8>, writes: &mut Vec<NodeWrite>) -> Result<Vec<u8>, TrieError> {
+        let mut node = self.get(path)?.ok_or_else(|| TrieError::Missing(nibble_string(path)))?;
+        let is_dirty = self.dirty.contains_key(path.as_slice());
+        match &mut node {
+            Node::Leaf { .. } => {}
+            Node::Extension { key, child } => {
+                if *child == ChildRef::Dirty {
+                    let len = path.len();
+                    path.extend_from_slice(key);
+                    let rlp = self.hash_dirty(path, writes)?;
+                    path.truncate(len);
+                    *child = ChildRef::for_rlp(&rlp);
+                }
+            }
+            Node::Branch { children } => {
+                for (i, slot) in children.iter_mut().enumerate() {
+                    if *slot == Some(ChildRef::Dirty) {
+                        path.push(i as u8);
+                        let rlp = self.hash_dirty(path, writes)?;
+                        path.pop();
+                        *slot = Some(ChildRef::for_rlp(&rlp));
+                    }
+                }
+            }
+        }
+        let rlp = node.encode();
+        if is_dirty {
+            self.dirty.remove(path.as_slice());
+            writes.push((path.clone(), Some(rlp.clone())));
+        }
+        Ok(rlp)
+    }
+}

@@ -1,0 +1,189 @@
+//! Command line: `metanode-node [node]`, `init`, `config`, `version`, with
+//! dotted flags in the style of reth (`--http.port`), each also readable
+//! from a `METANODE_*` variable.
+
+use crate::config::{Config, ConfigError, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use std::{net::IpAddr, path::PathBuf};
+
+/// MetaNode: one binary for an EVM chain with BFT finality, agreements and content-addressed storage.
+#[derive(Debug, Parser)]
+#[command(name = "metanode-node", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: run the node).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Node options when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node.
+    Node(RunArgs),
+    /// Write genesis.json and config.toml into a data directory and initialise its database.
+    Init(RunArgs),
+    /// Print the effective configuration (flags > env > file > defaults) as TOML.
+    Config(RunArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Options shared by `node`, `init` and `config`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Configuration file (default: <datadir>/config.toml when it exists).
+    #[arg(long, env = "METANODE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// One-validator development chain with funded test accounts (TEST ONLY).
+    #[arg(long, env = "METANODE_DEV")]
+    pub dev: bool,
+    /// Role(s) to run: blockchain, validator, agreement, ipfs, all.
+    #[arg(long, env = "METANODE_ROLE")]
+    pub role: Option<String>,
+    /// Data directory (dev mode: a temporary one when absent).
+    #[arg(long, env = "METANODE_DATADIR", value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Genesis file in geth's genesis.json format (default: <datadir>/genesis.json).
+    #[arg(long, env = "METANODE_GENESIS", value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Chain id of a generated genesis (default 9928).
+    #[arg(long = "chain-id", env = "METANODE_CHAIN_ID")]
+    pub chain_id: Option<u64>,
+    /// Seal a block at least this often, e.g. 1s or 250ms.
+    #[arg(long = "block-time", env = "METANODE_BLOCK_TIME")]
+    pub block_time: Option<String>,
+    /// Fee recipient of produced blocks.
+    #[arg(long, env = "METANODE_COINBASE")]
+    pub coinbase: Option<alloy_primitives::Address>,
+    /// JSON-RPC HTTP listen address.
+    #[arg(long = "http.addr", env = "METANODE_HTTP_ADDR")]
+    pub http_addr: Option<IpAddr>,
+    /// JSON-RPC HTTP (and WebSocket) port.
+    #[arg(long = "http.port", env = "METANODE_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    /// WebSocket listen address.
+    #[arg(long = "ws.addr", env = "METANODE_WS_ADDR")]
+    pub ws_addr: Option<IpAddr>,
+    /// WebSocket-only port.
+    #[arg(long = "ws.port", env = "METANODE_WS_PORT")]
+    pub ws_port: Option<u16>,
+    /// Largest JSON-RPC request body in bytes.
+    #[arg(long = "rpc.max-request-size", env = "METANODE_RPC_MAX_REQUEST_SIZE")]
+    pub rpc_max_request_size: Option<u32>,
+    /// Most blocks one eth_getLogs may span.
+    #[arg(long = "rpc.max-logs-range", env = "METANODE_RPC_MAX_LOGS_RANGE")]
+    pub rpc_max_logs_range: Option<u64>,
+    /// Blocks of state history kept for historical reads.
+    #[arg(long = "state.history", env = "METANODE_STATE_HISTORY")]
+    pub state_history: Option<u64>,
+    /// Keep the state history of every block.
+    #[arg(long, env = "METANODE_ARCHIVE")]
+    pub archive: bool,
+    /// Most transactions in the pool.
+    #[arg(long = "txpool.max-count", env = "METANODE_TXPOOL_MAX_COUNT")]
+    pub txpool_max_count: Option<usize>,
+    /// Most transactions per sender in the pool.
+    #[arg(long = "txpool.max-per-sender", env = "METANODE_TXPOOL_MAX_PER_SENDER")]
+    pub txpool_max_per_sender: Option<usize>,
+    /// Log format.
+    #[arg(long = "log.format", env = "METANODE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or metanode_execution=debug.
+    #[arg(long = "log.level", env = "METANODE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Default data directory outside dev mode.
+pub fn default_datadir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".metanode")
+}
+
+impl RunArgs {
+    /// The effective configuration: defaults, then the file, then these
+    /// arguments (which clap already filled from flags or the environment).
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match (&self.config, &self.datadir) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(d)) if d.join("config.toml").exists() => Some(d.join("config.toml")),
+            (None, None) if !self.dev && default_datadir().join("config.toml").exists() => {
+                Some(default_datadir().join("config.toml"))
+            }
+            _ => None,
+        };
+        let mut c = match file {
+            Some(p) => Config::from_file(&p)?,
+            None => Config::default(),
+        };
+        if let Some(r) = &self.role {
+            c.role = r.parse().map_err(|message| ConfigError::Value { key: "role", message })?;
+        }
+        macro_rules! set {
+            ($field:expr, $value:expr) => {
+                if let Some(v) = $value.clone() {
+                    $field = v;
+                }
+            };
+        }
+        if self.datadir.is_some() {
+            c.datadir = self.datadir.clone();
+        }
+        if self.genesis.is_some() {
+            c.genesis = self.genesis.clone();
+        }
+        if self.chain_id.is_some() {
+            c.chain_id = self.chain_id;
+        }
+        if self.coinbase.is_some() {
+            c.coinbase = self.coinbase;
+        }
+        set!(c.block_time, self.block_time);
+        set!(c.http.addr, self.http_addr);
+        set!(c.http.port, self.http_port);
+        set!(c.ws.addr, self.ws_addr);
+        set!(c.ws.port, self.ws_port);
+        set!(c.rpc.max_request_size, self.rpc_max_request_size);
+        set!(c.rpc.max_logs_range, self.rpc_max_logs_range);
+        set!(c.state.history, self.state_history);
+        set!(c.txpool.max_count, self.txpool_max_count);
+        set!(c.txpool.max_per_sender, self.txpool_max_per_sender);
+        set!(c.log.format, self.log_format);
+        set!(c.log.level, self.log_level);
+        if self.archive {
+            c.state.archive = true;
+        }
+        c.block_time()?;
+        if c.chain_id == Some(0) {
+            return Err(ConfigError::Value { key: "chain-id", message: "must be non-zero".into() });
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), "block_time = \"2s\"\n[http]\nport = 9000\n[ws]\nport = 9001\n")
+            .unwrap();
+        let args = RunArgs { datadir: Some(dir.path().into()), http_port: Some(7000), ..Default::default() };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.http.port, 7000, "flag wins over file");
+        assert_eq!(c.ws.port, 9001, "file wins over default");
+        assert_eq!(c.block_time, "2s");
+        assert_eq!(c.rpc.max_logs_range, 10_000, "default kept");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let args = RunArgs { block_time: Some("soon".into()), ..Default::default() };
+        assert!(args.resolve().unwrap_err().to_string().contains("block-time"));
+        let args = RunArgs { role: Some("miner".into()), ..Default::default() };
+        assert!(args.resolve().unwrap_err().to_string().contains("unknown role"));
+    }
+}

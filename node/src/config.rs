@@ -1,0 +1,338 @@
+//! The node's configuration and how it is assembled: command-line flags win
+//! over `METANODE_*` environment variables, which win over `config.toml`,
+//! which wins over the defaults. Unknown keys in the file are errors.
+
+use serde::{Deserialize, Serialize};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+/// What a node runs. Several issues add roles; this build names them all so
+/// that a typo is told apart from a role not built yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Full node that follows consensus without voting.
+    Blockchain,
+    /// Full node that also proposes and votes.
+    Validator,
+    /// Full node plus the agreement index.
+    Agreement,
+    /// Content-addressed storage only.
+    Ipfs,
+    /// Every role.
+    All,
+}
+
+/// Roles this build can run.
+pub const SUPPORTED_ROLES: &[Role] = &[Role::Validator];
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "blockchain" => Ok(Self::Blockchain),
+            "validator" => Ok(Self::Validator),
+            "agreement" => Ok(Self::Agreement),
+            "ipfs" => Ok(Self::Ipfs),
+            "all" => Ok(Self::All),
+            other => {
+                Err(format!("unknown role '{other}': expected one of blockchain, validator, agreement, ipfs, all"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Self::Blockchain => "blockchain",
+            Self::Validator => "validator",
+            Self::Agreement => "agreement",
+            Self::Ipfs => "ipfs",
+            Self::All => "all",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Terminal,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[http]` in config.toml: the JSON-RPC HTTP (+WebSocket) endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub addr: IpAddr,
+    /// Listen port.
+    pub port: u16,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { addr: IpAddr::from([127, 0, 0, 1]), port: 8545 }
+    }
+}
+
+/// `[ws]` in config.toml: the WebSocket-only endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsConfig {
+    /// Listen address.
+    pub addr: IpAddr,
+    /// Listen port.
+    pub port: u16,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self { addr: IpAddr::from([127, 0, 0, 1]), port: 8546 }
+    }
+}
+
+/// `[rpc]` in config.toml: limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Largest request body in bytes.
+    pub max_request_size: u32,
+    /// Largest response body in bytes.
+    pub max_response_size: u32,
+    /// Most blocks one `eth_getLogs` may span.
+    pub max_logs_range: u64,
+    /// Concurrent connections per server.
+    pub max_connections: u32,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            max_request_size: 10 << 20,
+            max_response_size: 100 << 20,
+            max_logs_range: 10_000,
+            max_connections: 1_000,
+        }
+    }
+}
+
+/// `[state]` in config.toml: history kept for historical reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Blocks of state history kept.
+    pub history: u64,
+    /// Keep all history.
+    pub archive: bool,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { history: 1024, archive: false }
+    }
+}
+
+/// `[txpool]` in config.toml.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TxPoolConfig {
+    /// Most transactions held.
+    pub max_count: usize,
+    /// Most bytes held.
+    pub max_bytes: usize,
+    /// Most transactions per sender.
+    pub max_per_sender: usize,
+    /// Minimum replacement fee bump in percent.
+    pub price_bump: u128,
+}
+
+impl Default for TxPoolConfig {
+    fn default() -> Self {
+        let d = metanode_execution::txpool::PoolConfig::default();
+        Self {
+            max_count: d.max_count,
+            max_bytes: d.max_bytes,
+            max_per_sender: d.max_per_sender,
+            price_bump: d.price_bump_percent,
+        }
+    }
+}
+
+/// `[log]` in config.toml.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `metanode=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Terminal, level: "info".into() }
+    }
+}
+
+/// The effective configuration of a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// What the node runs.
+    pub role: Role,
+    /// Data directory.
+    pub datadir: Option<PathBuf>,
+    /// Genesis file; `<datadir>/genesis.json` when absent.
+    pub genesis: Option<PathBuf>,
+    /// Chain id of generated (dev) genesis; must match a given genesis.
+    pub chain_id: Option<u64>,
+    /// Seal a block at least this often (e.g. "1s", "250ms").
+    pub block_time: String,
+    /// Fee recipient of produced blocks.
+    pub coinbase: Option<alloy_primitives::Address>,
+    /// JSON-RPC HTTP.
+    pub http: HttpConfig,
+    /// JSON-RPC WebSocket.
+    pub ws: WsConfig,
+    /// RPC limits.
+    pub rpc: RpcConfig,
+    /// State history.
+    pub state: StateConfig,
+    /// Pool limits.
+    pub txpool: TxPoolConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            role: Role::Validator,
+            datadir: None,
+            genesis: None,
+            chain_id: None,
+            block_time: "1s".into(),
+            coinbase: None,
+            http: HttpConfig::default(),
+            ws: WsConfig::default(),
+            rpc: RpcConfig::default(),
+            state: StateConfig::default(),
+            txpool: TxPoolConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config (includes unknown keys).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// Which file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid {key}: {message}")]
+    Value {
+        /// Which setting.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a config.toml.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    }
+
+    /// The block interval.
+    pub fn block_time(&self) -> Result<Duration, ConfigError> {
+        parse_duration(&self.block_time).map_err(|message| ConfigError::Value { key: "block-time", message })
+    }
+
+    /// The config as TOML, as `metanode-node config` prints it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Parses "250ms", "1s", "1.5s", "2m" or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration like 250ms or 1s"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("'{s}' must be between 1ms and 1h"));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d < Duration::from_millis(1) {
+        return Err(format!("'{s}' must be at least 1ms"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, "block_time = \"1s\"\nblok_time = \"2s\"\n").unwrap();
+        let err = Config::from_file(&p).unwrap_err().to_string();
+        assert!(err.contains("blok_time"), "{err}");
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = Config { chain_id: Some(5), ..Default::default() };
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn roles_parse_and_reject() {
+        assert_eq!("Validator".parse::<Role>().unwrap(), Role::Validator);
+        let err = "miner".parse::<Role>().unwrap_err();
+        assert!(err.contains("unknown role 'miner'"), "{err}");
+    }
+}

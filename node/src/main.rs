@@ -1,0 +1,33 @@
+//! `metanode-node`: one binary for every role of a MetaNode deployment.
+
+mod chain;
+mod cli;
+mod config;
+mod dev;
+mod run;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        Some(cli::Command::Version) => {
+            println!("metanode-node {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some(cli::Command::Config(args)) => {
+            args.resolve().map_err(anyhow::Error::from).map(|c| print!("{}", c.to_toml()))
+        }
+        Some(cli::Command::Init(args)) => run::init(&args),
+        Some(cli::Command::Node(args)) => run::run(args),
+        None => run::run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The state behind the `eth_` namespace: chain database, executor, pool,
+//! event channels and filters, with the lookups every method shares.
+
+use crate::{error::*, filters::FilterManager};
+use alloy_consensus::{Header, ReceiptEnvelope};
+use alloy_primitives::{Address, B256};
+use alloy_rpc_types_eth::{BlockId, BlockNumberOrTag};
+use jsonrpsee::types::ErrorObjectOwned;
+use metanode_execution::{txpool::TxPool, Executor};
+use metanode_primitives::{ChainSpec, SealedBlock};
+use metanode_storage::{ChainDb, StateReader, StorageError};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+use tokio::sync::broadcast;
+
+/// A block as committed, with its receipts, for subscribers.
+#[derive(Debug, Clone)]
+pub struct CommittedBlock {
+    /// The block.
+    pub block: SealedBlock,
+    /// Its receipts.
+    pub receipts: Vec<ReceiptEnvelope>,
+}
+
+/// Limits and identity of the RPC service.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Most blocks one `eth_getLogs` may span.
+    pub max_logs_range: u64,
+    /// Accounts reported by `eth_accounts` (dev mode).
+    pub accounts: Vec<Address>,
+    /// `web3_clientVersion`.
+    pub client_version: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_logs_range: 10_000,
+            accounts: Vec::new(),
+            client_version: format!("metanode/v{}/{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS),
+        }
+    }
+}
+
+/// Everything the RPC methods read from.
+pub struct EthApi {
+    pub(crate) db: Arc<ChainDb>,
+    pub(crate) executor: Executor,
+    pub(crate) pool: Arc<TxPool>,
+    pub(crate) config: ApiConfig,
+    pub(crate) new_blocks: broadcast::Sender<Arc<CommittedBlock>>,
+    pub(crate) pending_txs: broadcast::Sender<B256>,
+    pub(crate) filters: FilterManager,
+    pub(crate) peers: AtomicUsize,
+}
+
+impl std::fmt::Debug for EthApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EthApi").finish_non_exhaustive()
+    }
+}
+
+impl EthApi {
+    /// Wires the API to the chain and the pool.
+    pub fn new(executor: Executor, pool: Arc<TxPool>, config: ApiConfig) -> Arc<Self> {
+        let (new_blocks, _) = broadcast::channel(256);
+        let (pending_txs, _) = broadcast::channel(16_384);
+        let api = Arc::new(Self {
+            db: executor.db().clone(),
+            executor,
+            pool: pool.clone(),
+            config,
+            new_blocks,
+            pending_txs,
+            filters: FilterManager::default(),
+            peers: AtomicUsize::new(0),
+        });
+        let weak = Arc::downgrade(&api);
+        pool.on_new_transaction(move |hash| {
+            if let Some(api) = weak.upgrade() {
+                let _ = api.pending_txs.send(hash);
+                api.filters.push_pending(hash);
+            }
+        });
+        api
+    }
+
+    /// Tells subscribers and filters about a committed block.
+    pub fn notify_block(&self, block: CommittedBlock) {
+        let _ = self.new_blocks.send(Arc::new(block));
+    }
+
+    /// Sets the peer count reported by `net_peerCount` and `/status`.
+    pub fn set_peer_count(&self, n: usize) {
+        self.peers.store(n, Ordering::Relaxed);
+    }
+
+    /// The chain specification.
+    pub fn spec(&self) -> &ChainSpec {
+        self.executor.spec()
+    }
+
+    /// The current head number.
+    pub fn head(&self) -> Result<u64, ErrorObjectOwned> {
+        self.db.head_number().map_err(internal)?.ok_or_else(|| internal("database has no genesis"))
+    }
+
+    /// Resolves a tag or number to a block number (tags all mean the head:
+    /// blocks are final as soon as they are committed).
+    pub fn resolve_number(&self, tag: BlockNumberOrTag) -> Result<u64, ErrorObjectOwned> {
+        match tag {
+            BlockNumberOrTag::Earliest => Ok(0),
+            BlockNumberOrTag::Number(n) => Ok(n),
+            _ => self.head(),
+        }
+    }
+
+    /// Resolves a block id to a number; `None` when a hash is unknown.
+    pub fn resolve_id(&self, id: BlockId) -> Result<Option<u64>, ErrorObjectOwned> {
+        match id {
+            BlockId::Number(tag) => Ok(Some(self.resolve_number(tag)?)),
+            BlockId::Hash(h) => self.db.block_number(&h.block_hash).map_err(internal),
+        }
+    }
+
+    /// A block by number.
+    pub fn block(&self, number: u64) -> Result<Option<SealedBlock>, ErrorObjectOwned> {
+        self.db.sealed_block(number).map_err(internal)
+    }
+
+    /// The header of a block by number.
+    pub fn header(&self, number: u64) -> Result<Option<Header>, ErrorObjectOwned> {
+        self.db.header(number).map_err(internal)
+    }
+
+    /// State at a block id, with the header of that block.
+    pub fn state_at(&self, id: Option<BlockId>) -> Result<(StateReader<'_>, Header), ErrorObjectOwned> {
+        let id = id.unwrap_or_default();
+        let number = self.resolve_id(id)?.ok_or_else(|| server_error("header not found"))?;
+        let head = self.head()?;
+        if number > head {
+            return Err(server_error("header not found"));
+        }
+        let reader = if number == head && !matches!(id, BlockId::Hash(_)) {
+            self.db.latest_state()
+        } else {
+            self.db.state_at(number)
+        }
+        .map_err(|e| match e {
+            StorageError::HistoryPruned { .. } | StorageError::UnknownBlock(_) => server_error(e.to_string()),
+            other => internal(other),
+        })?;
+        let header = self.header(reader.block())?.ok_or_else(|| server_error("header not found"))?;
+        Ok((reader, header))
+    }
+}

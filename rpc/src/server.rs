@@ -1,0 +1,163 @@
+//! Starting the HTTP+WebSocket server on the RPC port and the WebSocket-only
+//! server, with `GET /health` and `GET /status` answered beside JSON-RPC.
+
+use crate::{api::EthApi, pubsub::HexIdProvider};
+use jsonrpsee::{
+    core::BoxError,
+    server::{HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle},
+    Methods, RpcModule,
+};
+use serde_json::json;
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// HTTP + WebSocket.
+    pub http_addr: SocketAddr,
+    /// WebSocket only; `None` to not start it.
+    pub ws_addr: Option<SocketAddr>,
+    /// Largest request body accepted.
+    pub max_request_bytes: u32,
+    /// Largest response produced.
+    pub max_response_bytes: u32,
+    /// Concurrent connections per server.
+    pub max_connections: u32,
+}
+
+/// Running servers; dropping this stops them.
+#[derive(Debug)]
+pub struct RpcServers {
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Bound WebSocket address.
+    pub ws_addr: Option<SocketAddr>,
+    handles: Vec<ServerHandle>,
+}
+
+impl RpcServers {
+    /// Stops accepting and waits for connections to finish.
+    pub async fn stop(self) {
+        for h in &self.handles {
+            let _ = h.stop();
+        }
+        for h in self.handles {
+            h.stopped().await;
+        }
+    }
+}
+
+/// The whole method table.
+pub fn build_module(api: Arc<EthApi>) -> Result<RpcModule<Arc<EthApi>>, jsonrpsee::core::RegisterMethodError> {
+    let mut module = RpcModule::new(api);
+    crate::eth::register(&mut module)?;
+    crate::pubsub::register(&mut module)?;
+    module.register_method("metanode_status", |_, api, _| status_json(api))?;
+    Ok(module)
+}
+
+fn status_json(api: &EthApi) -> serde_json::Value {
+    let head = api.head().unwrap_or_default();
+    let hash = api.db.block_hash(head).ok().flatten().unwrap_or_default();
+    json!({
+        "height": head,
+        "latestHash": hash,
+        "chainId": api.spec().chain_id,
+        "peers": api.peers.load(std::sync::atomic::Ordering::Relaxed),
+        "syncing": false,
+    })
+}
+
+/// Starts the servers.
+pub async fn start(api: Arc<EthApi>, opts: &ServerOptions) -> std::io::Result<RpcServers> {
+    let methods: Methods = build_module(api.clone()).map_err(std::io::Error::other)?.into();
+    let config = |ws_only: bool| {
+        let b = ServerConfig::builder()
+            .max_request_body_size(opts.max_request_bytes)
+            .max_response_body_size(opts.max_response_bytes)
+            .max_connections(opts.max_connections)
+            .set_id_provider(HexIdProvider);
+        if ws_only {
+            b.ws_only().build()
+        } else {
+            b.build()
+        }
+    };
+    let http = Server::builder()
+        .set_config(config(false))
+        .set_http_middleware(tower::ServiceBuilder::new().layer(GetRoutesLayer(api.clone())))
+        .build(opts.http_addr)
+        .await?;
+    let http_addr = http.local_addr()?;
+    let mut handles = vec![http.start(methods.clone())];
+    let ws_addr = match opts.ws_addr {
+        Some(addr) => {
+            let ws = Server::builder().set_config(config(true)).build(addr).await?;
+            let bound = ws.local_addr()?;
+            handles.push(ws.start(methods));
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok(RpcServers { http_addr, ws_addr, handles })
+}
+
+/// Answers `GET /health` and `GET /status`; passes everything else to JSON-RPC.
+#[derive(Clone)]
+struct GetRoutesLayer(Arc<EthApi>);
+
+impl<S> tower::Layer<S> for GetRoutesLayer {
+    type Service = GetRoutes<S>;
+    fn layer(&self, inner: S) -> GetRoutes<S> {
+        GetRoutes { inner, api: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct GetRoutes<S> {
+    inner: S,
+    api: Arc<EthApi>,
+}
+
+impl<S> tower::Service<HttpRequest> for GetRoutes<S>
+where
+    S: tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: HttpRequest) -> Self::Future {
+        if req.method() == http::Method::GET {
+            let body = match req.uri().path() {
+                "/health" => Some(match self.api.head() {
+                    Ok(h) => (http::StatusCode::OK, json!({ "status": "ok", "height": h })),
+                    Err(e) => {
+                        (http::StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "error", "error": e.message() }))
+                    }
+                }),
+                "/status" => Some((http::StatusCode::OK, status_json(&self.api))),
+                _ => None,
+            };
+            if let Some((status, body)) = body {
+                let rsp = http::Response::builder()
+                    .status(status)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(HttpBody::from(body.to_string()));
+                return Box::pin(async move { rsp.map_err(|e| Box::new(e) as BoxError) });
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}

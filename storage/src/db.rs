@@ -1,0 +1,151 @@
+//! Opening the database: column families, tuning, and refusing directories
+//! that hold something other than a MetaNode chain.
+
+use crate::{
+    error::StorageError,
+    keys::{decode_u64, ALL_CFS, CF_META, META_GENESIS, META_HEAD, META_SCHEMA, SCHEMA},
+};
+use alloy_primitives::B256;
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
+use std::path::{Path, PathBuf};
+
+/// How much state history to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// State can be read at the last `n` blocks (and the head).
+    Window(u64),
+    /// Every block's state is kept.
+    Archive,
+}
+
+/// Database tuning.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// State history kept for historical reads.
+    pub history: HistoryMode,
+    /// fsync every block commit (survives power loss, not just process death).
+    pub sync_writes: bool,
+    /// Size of the shared block cache.
+    pub cache_bytes: usize,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self { history: HistoryMode::Window(1024), sync_writes: true, cache_bytes: 256 << 20 }
+    }
+}
+
+/// The chain database: one RocksDB instance with a column family per table.
+pub struct ChainDb {
+    pub(crate) db: DB,
+    pub(crate) opts: DbOptions,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for ChainDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainDb").field("path", &self.path).finish()
+    }
+}
+
+impl ChainDb {
+    /// Opens (or creates) the database at `path`.
+    ///
+    /// A directory that exists and is not empty but holds no MetaNode database,
+    /// or one written with another layout, is refused rather than reused.
+    pub fn open(path: &Path, opts: DbOptions) -> Result<Self, StorageError> {
+        let exists = path.join("CURRENT").exists();
+        if !exists && path.exists() && path.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
+            return Err(StorageError::Foreign(format!(
+                "{} is not empty and holds no MetaNode database; refusing to overwrite it",
+                path.display()
+            )));
+        }
+        let cache = Cache::new_lru_cache(opts.cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
+        cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let mut db_opts = cf_opts.clone();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(512);
+        db_opts.increase_parallelism(2);
+        if exists {
+            let found = DB::list_cf(&db_opts, path).map_err(|e| {
+                StorageError::Foreign(format!("{} is not a readable RocksDB database: {e}", path.display()))
+            })?;
+            if !found.iter().any(|cf| cf == CF_META) {
+                return Err(StorageError::Foreign(format!(
+                    "{} holds a RocksDB database that is not a MetaNode chain (no '{CF_META}' table)",
+                    path.display()
+                )));
+            }
+        }
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {
+                StorageError::Foreign(format!("database {} is in use by another process: {msg}", path.display()))
+            } else {
+                StorageError::Rocks(e)
+            }
+        })?;
+        let this = Self { db, opts, path: path.to_path_buf() };
+        match this.db.get_cf(this.cf(CF_META), META_SCHEMA)? {
+            Some(s) if s == SCHEMA => {}
+            Some(s) => {
+                return Err(StorageError::Foreign(format!(
+                    "{} holds schema '{}', this build reads '{}'",
+                    path.display(),
+                    String::from_utf8_lossy(&s),
+                    String::from_utf8_lossy(SCHEMA)
+                )))
+            }
+            None if exists && this.db.get_cf(this.cf(CF_META), META_HEAD)?.is_some() => {
+                return Err(StorageError::Foreign(format!("{} has no schema marker", path.display())))
+            }
+            None => this.db.put_cf(this.cf(CF_META), META_SCHEMA, SCHEMA)?,
+        }
+        Ok(this)
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every name in ALL_CFS is opened by `open`, so this cannot miss.
+        self.db.cf_handle(name).expect("column family opened at start-up")
+    }
+
+    /// The number of the last committed block, or `None` before genesis.
+    pub fn head_number(&self) -> Result<Option<u64>, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), META_HEAD)? {
+            Some(v) => Ok(Some(decode_u64(&v).ok_or_else(|| StorageError::corrupt("head", "not 8 bytes"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The genesis hash this database was initialised with.
+    pub fn genesis_hash(&self) -> Result<Option<B256>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_META), META_GENESIS)?.map(|v| B256::from_slice(&v)))
+    }
+
+    /// History kept for state reads.
+    pub fn history(&self) -> HistoryMode {
+        self.opts.history
+    }
+
+    /// Oldest block whose state can still be read, given the head.
+    pub fn oldest_state(&self, head: u64) -> u64 {
+        match self.opts.history {
+            HistoryMode::Archive => 0,
+            HistoryMode::Window(n) => head.saturating_sub(n),
+        }
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
