@@ -32,7 +32,10 @@ pub fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {
 
 /// Code 3 `execution reverted[: reason]` with the revert data, as geth answers.
 pub fn reverted(output: &Bytes) -> ErrorObjectOwned {
-    let msg = match alloy_sol_types::decode_revert_reason(output) {
+    // alloy renders `Error(string)` as "revert: <reason>"; geth shows the bare reason.
+    let reason = alloy_sol_types::decode_revert_reason(output)
+        .map(|r| r.strip_prefix("revert: ").map(str::to_string).unwrap_or(r));
+    let msg = match reason {
         Some(reason) => format!("execution reverted: {reason}"),
         None => "execution reverted".to_string(),
     };

@@ -221,7 +221,7 @@ mod tests {
         let mut prev: Option<StoredAccount> = None;
         for n in 0..10u64 {
             let diff = StateDiff {
-                accounts: vec![AccountChange { address: addr, old: prev.clone(), new: Some(account(n * 10)) }],
+                accounts: vec![AccountChange { address: addr, old: prev, new: Some(account(n * 10)) }],
                 storage: vec![StorageChange {
                     address: addr,
                     slot,

@@ -83,7 +83,7 @@ fn matches_reference_over_many_rounds() {
         let ops = 1 + (rng.next() % 200) as usize;
         for _ in 0..ops {
             let r = rng.next();
-            if r % 3 == 0 && !keys.is_empty() {
+            if r.is_multiple_of(3) && !keys.is_empty() {
                 let k = keys[(r / 3) as usize % keys.len()];
                 up.delete(&key_nibbles(&k.0)).unwrap();
                 model.remove(&k);
@@ -95,7 +95,7 @@ fn matches_reference_over_many_rounds() {
             } else {
                 // Keys share prefixes often enough to exercise extensions.
                 let mut k = keccak256(r.to_be_bytes());
-                if r % 5 == 0 {
+                if r.is_multiple_of(5) {
                     k.0[..3].copy_from_slice(&[0xab, 0xcd, 0xe0]);
                 }
                 let v = value(r);

@@ -170,9 +170,9 @@ impl TxPool {
         if inner.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
         }
-        if !inner.senders.contains_key(&sender) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = inner.senders.entry(sender) {
             let (state_nonce, balance) = state.nonce_balance(&sender)?;
-            inner.senders.insert(sender, SenderTxs { state_nonce, balance, txs: BTreeMap::new() });
+            slot.insert(SenderTxs { state_nonce, balance, txs: BTreeMap::new() });
         }
         inner.seq += 1;
         let seq = inner.seq;

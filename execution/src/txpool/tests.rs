@@ -56,7 +56,7 @@ fn best_orders_by_tip_and_keeps_nonce_order() {
     let p = pool();
     // a: low tip at nonce 0, high tip at nonce 1; b: medium tip.
     p.add(tx(&a, 1, 100 * GWEI, 50 * GWEI), &state).unwrap();
-    p.add(tx(&a, 0, 100 * GWEI, 1 * GWEI), &state).unwrap();
+    p.add(tx(&a, 0, 100 * GWEI, GWEI), &state).unwrap();
     p.add(tx(&b, 0, 100 * GWEI, 10 * GWEI), &state).unwrap();
     let mut best = p.best(0);
     let order: Vec<(Address, u64)> = std::iter::from_fn(|| best.next_tx()).map(|t| (t.sender, t.tx.nonce())).collect();
@@ -150,7 +150,7 @@ fn full_pool_evicts_the_cheapest_or_rejects() {
     let state = funded(&signers.iter().collect::<Vec<_>>());
     let p = TxPool::new(PoolConfig { max_count: 3, ..Default::default() }, CHAIN, 30_000_000);
     p.add(tx(&signers[0], 0, 100 * GWEI, 5 * GWEI), &state).unwrap();
-    let cheap = p.add(tx(&signers[1], 0, 100 * GWEI, 1 * GWEI), &state).unwrap();
+    let cheap = p.add(tx(&signers[1], 0, 100 * GWEI, GWEI), &state).unwrap();
     p.add(tx(&signers[2], 0, 100 * GWEI, 3 * GWEI), &state).unwrap();
     // Cheaper than everything: rejected, pool unchanged.
     assert_eq!(p.add(tx(&signers[3], 0, 100 * GWEI, GWEI / 2), &state).unwrap_err().to_string(), "txpool is full");

@@ -30,10 +30,8 @@ pub(super) fn stateless(
     }
     match tx {
         TxEnvelope::Eip4844(_) => return Err(PoolError::TypeNotSupported),
-        TxEnvelope::Eip7702(t) => {
-            if t.tx().authorization_list.is_empty() {
-                return Err(PoolError::Malformed("EIP-7702 transaction with empty auth list"));
-            }
+        TxEnvelope::Eip7702(t) if t.tx().authorization_list.is_empty() => {
+            return Err(PoolError::Malformed("EIP-7702 transaction with empty auth list"));
         }
         _ => {}
     }
