@@ -17,7 +17,7 @@ root="$work/rootfs"
 mkdir -p "$root"/{etc,tmp,data,usr/local/bin}
 chmod 1777 "$root/tmp"
 # Every shared library the binary needs, at the same paths, plus the loader.
-ldd "$BIN" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u | while read -r lib; do
+ldd "$BIN" | grep -o '/[^ ]*' | sort -u | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
 done

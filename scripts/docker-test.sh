@@ -10,9 +10,19 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 cleanup() { docker rm -f "$NAME" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8545" "$IMAGE" --dev >/dev/null
-body='{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+chain_id() {
+    python3 - "$PORT" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(
+    f"http://127.0.0.1:{sys.argv[1]}",
+    data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode(),
+    headers={"content-type": "application/json"},
+)
+print(urllib.request.urlopen(req, timeout=5).read().decode())
+PY
+}
 for i in $(seq 1 60); do
-    if out="$(curl -sf -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$PORT")"; then break; fi
+    if out="$(chain_id 2>/dev/null)"; then break; fi
     sleep 1
     [ "$i" -lt 60 ] || { docker logs "$NAME"; echo "docker-test: node did not answer"; exit 1; }
 done

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian machine lacks to build and test MetaNode:
-# clang/libclang (RocksDB's bindings), a Rust toolchain check, and the Python
-# venv for the end-to-end suite. Idempotent; safe to run every time.
+# Installs what a fresh Debian machine lacks to build MetaNode: clang and
+# libclang (RocksDB's bindings) and python3, after checking for a Rust
+# toolchain. The Python venv (scripts/e2e.sh) and the Docker engine
+# (scripts/docker-daemon.sh) are set up by the scripts that need them.
+# Idempotent; safe to run every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole MetaNode test suite: formatting, lints, unit and
-# integration tests (which start real nodes on free loopback ports).
+# integration tests (which start real nodes on free loopback ports), the
+# Python end-to-end suite (web3.py + vyper) and the Docker image test. All
+# of them use the one debug build that `cargo test` produces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,3 +10,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets
+scripts/e2e.sh
+scripts/docker-test.sh
