@@ -31,6 +31,14 @@ pub enum ExecError {
         /// Actual head.
         head: u64,
     },
+    /// The data directory was initialised for another chain id.
+    #[error("data directory holds chain id {stored}, but the genesis says {configured}; use another --datadir or the matching genesis.json")]
+    ChainIdMismatch {
+        /// Recorded chain id.
+        stored: u64,
+        /// Chain id of the configured genesis.
+        configured: u64,
+    },
     /// The genesis in the data directory differs from the configured one.
     #[error("data directory holds a chain with genesis {stored}, but the configured genesis hashes to {configured}; use another --datadir or the matching genesis.json")]
     GenesisMismatch {

@@ -52,6 +52,13 @@ pub fn genesis_block(db: &ChainDb, spec: &ChainSpec) -> Result<ExecutedBlock, Ex
 pub fn init_genesis(db: &ChainDb, spec: &ChainSpec) -> Result<SealedBlock, ExecError> {
     match db.genesis_hash()? {
         Some(stored) => {
+            match db.chain_id()? {
+                Some(id) if id != spec.chain_id => {
+                    return Err(ExecError::ChainIdMismatch { stored: id, configured: spec.chain_id })
+                }
+                Some(_) => {}
+                None => db.set_chain_id(spec.chain_id)?,
+            }
             let genesis = db.sealed_block(0)?.ok_or_else(|| ExecError::InvalidBlock {
                 number: 0,
                 reason: "genesis hash recorded but genesis block missing".into(),
@@ -70,6 +77,7 @@ pub fn init_genesis(db: &ChainDb, spec: &ChainSpec) -> Result<SealedBlock, ExecE
                 state: &executed.diff,
                 trie: &executed.trie,
             })?;
+            db.set_chain_id(spec.chain_id)?;
             Ok(executed.block)
         }
     }

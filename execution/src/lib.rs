@@ -18,5 +18,6 @@ pub use env::{evm_env, SPEC};
 pub use error::ExecError;
 pub use executor::{BlockAttributes, ExecutedBlock, Executor, TransactionSource};
 pub use genesis::{alloc_root, genesis_block, init_genesis};
+pub use root::account_trie_update;
 pub use state::{BlockState, StateError};
 pub use txpool::validate_intrinsic_gas as intrinsic_gas;

@@ -6,7 +6,7 @@ use crate::{
     trie::{key_nibbles, NodeSource, TrieError, TrieUpdate},
 };
 use alloy_primitives::{keccak256, map::HashMap, Address, B256};
-use metanode_storage::{StateDiff, StateReader, TrieWrites};
+use metanode_storage::{NodeWrite, StateDiff, StateReader, StoredAccount, TrieWrites};
 use rayon::prelude::*;
 
 struct AccountTrie<'r, 'a>(&'r StateReader<'a>);
@@ -62,16 +62,26 @@ pub(crate) fn state_root(
     }
     let diff = changes.into_diff(&roots);
 
+    let (root, writes) = account_trie_update(reader, diff.accounts.iter().map(|c| (c.address, c.new.as_ref())))?;
+    trie.account_nodes = writes;
+    Ok((root, diff, trie))
+}
+
+/// Applies account changes (`None` deletes) to the head's account trie and
+/// returns the new state root with the node writes, reading only the nodes
+/// on the changed paths. Public so benchmarks can time the root step alone.
+pub fn account_trie_update<'x>(
+    reader: &StateReader<'_>,
+    accounts: impl IntoIterator<Item = (Address, Option<&'x StoredAccount>)>,
+) -> Result<(B256, Vec<NodeWrite>), TrieError> {
     let source = AccountTrie(reader);
     let mut update = TrieUpdate::new(&source);
-    for change in &diff.accounts {
-        let key = key_nibbles(&keccak256(change.address).0);
-        match &change.new {
+    for (address, account) in accounts {
+        let key = key_nibbles(&keccak256(address).0);
+        match account {
             Some(account) => update.insert(&key, alloy_rlp::encode(account))?,
             None => update.delete(&key)?,
         }
     }
-    let (root, writes) = update.commit()?;
-    trie.account_nodes = writes;
-    Ok((root, diff, trie))
+    update.commit()
 }

@@ -3,7 +3,7 @@
 
 use crate::{
     error::StorageError,
-    keys::{decode_u64, ALL_CFS, CF_META, META_GENESIS, META_HEAD, META_SCHEMA, SCHEMA},
+    keys::{decode_u64, ALL_CFS, CF_META, META_CHAIN_ID, META_GENESIS, META_HEAD, META_SCHEMA, SCHEMA},
 };
 use alloy_primitives::B256;
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
@@ -129,6 +129,23 @@ impl ChainDb {
     /// The genesis hash this database was initialised with.
     pub fn genesis_hash(&self) -> Result<Option<B256>, StorageError> {
         Ok(self.db.get_cf(self.cf(CF_META), META_GENESIS)?.map(|v| B256::from_slice(&v)))
+    }
+
+    /// The chain id recorded when the database was initialised (the genesis
+    /// hash does not commit to it, so it is checked separately).
+    pub fn chain_id(&self) -> Result<Option<u64>, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), META_CHAIN_ID)? {
+            Some(v) => Ok(Some(decode_u64(&v).ok_or_else(|| StorageError::corrupt("chain id", "not 8 bytes"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the chain id (at initialisation).
+    pub fn set_chain_id(&self, chain_id: u64) -> Result<(), StorageError> {
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(self.opts.sync_writes);
+        self.db.put_cf_opt(self.cf(CF_META), META_CHAIN_ID, chain_id.to_be_bytes(), &wo)?;
+        Ok(())
     }
 
     /// History kept for state reads.

@@ -42,6 +42,7 @@ pub(crate) const ALL_CFS: &[&str] = &[
 pub(crate) const META_SCHEMA: &[u8] = b"schema";
 pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_GENESIS: &[u8] = b"genesis";
+pub(crate) const META_CHAIN_ID: &[u8] = b"chain_id";
 /// Identifies a MetaNode database and its layout version.
 pub(crate) const SCHEMA: &[u8] = b"metanode-chain-v1";
 

@@ -1,0 +1,119 @@
+//! Start-up refuses bad input with a message naming the problem, and
+//! configuration follows flags > METANODE_* env > config.toml > defaults.
+
+mod common;
+
+use common::binary;
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for var in ["METANODE_ROLE", "METANODE_DATADIR", "METANODE_HTTP_PORT", "METANODE_CHAIN_ID", "METANODE_DEV"] {
+        if !env.iter().any(|(k, _)| *k == var) {
+            cmd.env_remove(var);
+        }
+    }
+    // A node that wrongly starts would run forever: give it a deadline.
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run metanode-node");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("metanode-node {args:?} did not exit: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn config_precedence_flags_env_file_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "block_time = \"3s\"\n[http]\nport = 9100\n[ws]\nport = 9101\n")
+        .unwrap();
+    let (ok, out, err) = run(
+        &["config", "--datadir", d, "--http.port", "9200"],
+        &[("METANODE_HTTP_PORT", "9300"), ("METANODE_WS_PORT", "9301")],
+    );
+    assert!(ok, "{err}");
+    let cfg: toml::Value = toml::from_str(&out).unwrap();
+    assert_eq!(cfg["http"]["port"].as_integer(), Some(9200), "flag beats env");
+    assert_eq!(cfg["ws"]["port"].as_integer(), Some(9301), "env beats file");
+    assert_eq!(cfg["block_time"].as_str(), Some("3s"), "file beats default");
+    assert_eq!(cfg["rpc"]["max_logs_range"].as_integer(), Some(10_000), "default");
+}
+
+#[test]
+fn unknown_config_key_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "[http]\nprot = 1\n").unwrap();
+    let (ok, _, err) = run(&["--dev", "--datadir", dir.path().to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("prot") && err.contains("config.toml"), "{err}");
+}
+
+#[test]
+fn unknown_or_unsupported_role_is_refused() {
+    let (ok, _, err) = run(&["--dev", "--role", "miner"], &[]);
+    assert!(!ok);
+    assert!(err.contains("unknown role 'miner'"), "{err}");
+    let (ok, _, err) = run(&["--dev"], &[("METANODE_ROLE", "ipfs")]);
+    assert!(!ok);
+    assert!(err.contains("not supported by this build") && err.contains("validator"), "{err}");
+}
+
+#[test]
+fn broken_genesis_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("genesis.json"), "{\"config\": {\"chainId\": 9928}, \"gasLimit\": \"0x10\"}")
+        .unwrap();
+    let (ok, _, err) = run(&["--datadir", dir.path().to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("genesis") && err.contains("gasLimit"), "{err}");
+    let (ok, _, err) = run(&["--datadir", tempfile::tempdir().unwrap().path().to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("no genesis"), "{err}");
+}
+
+#[test]
+fn foreign_or_mismatched_data_directory_is_refused() {
+    // Something that is not a MetaNode database where the database should be.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("db")).unwrap();
+    std::fs::write(dir.path().join("db").join("important.txt"), "keep me").unwrap();
+    let (ok, _, err) =
+        run(&["--dev", "--datadir", dir.path().to_str().unwrap(), "--http.port", "0", "--ws.port", "0"], &[]);
+    assert!(!ok);
+    assert!(err.contains("holds no MetaNode database"), "{err}");
+    assert!(dir.path().join("db").join("important.txt").exists(), "nothing was reset");
+
+    // A database initialised for one chain, started with another genesis.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, _, err) = run(&["init", "--datadir", d], &[]);
+    assert!(ok, "{err}");
+    let genesis = std::fs::read_to_string(dir.path().join("genesis.json")).unwrap();
+    let other_chain = genesis.replacen("\"chainId\": 9928", "\"chainId\": 9929", 1);
+    assert_ne!(genesis, other_chain);
+    std::fs::write(dir.path().join("genesis.json"), other_chain).unwrap();
+    let (ok, _, err) = run(&["--datadir", d, "--http.port", "0", "--ws.port", "0"], &[]);
+    assert!(!ok);
+    assert!(err.contains("holds chain id 9928"), "{err}");
+    // Same chain id, different alloc: a different genesis block.
+    let other_alloc = genesis.replacen("\"balance\": \"0x", "\"balance\": \"0x1", 1);
+    assert_ne!(genesis, other_alloc);
+    std::fs::write(dir.path().join("genesis.json"), other_alloc).unwrap();
+    let (ok, _, err) = run(&["--datadir", d, "--http.port", "0", "--ws.port", "0"], &[]);
+    assert!(!ok);
+    assert!(err.contains("holds a chain with genesis"), "{err}");
+}
