@@ -5,14 +5,13 @@
 
 use crate::{env::evm_env, error::ExecError, root::state_root, state::BlockState};
 use alloy_consensus::{
-    constants::EMPTY_WITHDRAWALS,
     proofs::{calculate_receipt_root, calculate_transaction_root},
     transaction::Recovered,
-    Eip658Value, Header, Receipt, ReceiptEnvelope, Transaction, TxEnvelope, EMPTY_OMMER_ROOT_HASH,
+    Eip658Value, Header, Receipt, ReceiptEnvelope, Transaction, TxEnvelope,
 };
-use alloy_eips::{eip7685::EMPTY_REQUESTS_HASH, Typed2718};
+use alloy_eips::Typed2718;
 use alloy_evm::{EthEvmFactory, Evm, EvmFactory};
-use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, B64};
+use alloy_primitives::{keccak256, Address, Bloom, Bytes};
 use metanode_primitives::{ChainSpec, RecoveredTx, SealedBlock};
 use metanode_storage::{BlockWrite, ChainDb, StateDiff, TrieWrites};
 use revm::context::result::{EVMError, ExecutionResult};
@@ -93,7 +92,6 @@ impl Executor {
     pub fn next_header(&self, parent: &SealedBlock, attrs: &BlockAttributes) -> Header {
         Header {
             parent_hash: parent.hash,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
             beneficiary: attrs.beneficiary,
             number: parent.header.number + 1,
             gas_limit: parent.header.gas_limit,
@@ -101,14 +99,8 @@ impl Executor {
             extra_data: attrs.extra_data.clone(),
             // Deterministic per block; no beacon chain supplies randomness here.
             mix_hash: keccak256(parent.hash),
-            nonce: B64::ZERO,
             base_fee_per_gas: Some(self.spec.next_base_fee(&parent.header)),
-            withdrawals_root: Some(EMPTY_WITHDRAWALS),
-            blob_gas_used: Some(0),
-            excess_blob_gas: Some(0),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: Some(EMPTY_REQUESTS_HASH),
-            ..Default::default()
+            ..ChainSpec::prague_header_template()
         }
     }
 

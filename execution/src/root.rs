@@ -11,9 +11,17 @@ use rayon::prelude::*;
 
 struct AccountTrie<'r, 'a>(&'r StateReader<'a>);
 
+fn source_error(e: metanode_storage::StorageError) -> TrieError {
+    TrieError::Source(e.to_string())
+}
+
 impl NodeSource for AccountTrie<'_, '_> {
     fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
-        self.0.account_trie_node(path).map_err(|e| TrieError::Source(e.to_string()))
+        self.0.account_trie_node(path).map_err(source_error)
+    }
+
+    fn nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, TrieError> {
+        self.0.account_trie_nodes(paths).map_err(source_error)
     }
 }
 
@@ -24,7 +32,11 @@ struct StorageTrie<'r, 'a> {
 
 impl NodeSource for StorageTrie<'_, '_> {
     fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
-        self.reader.storage_trie_node(&self.owner, path).map_err(|e| TrieError::Source(e.to_string()))
+        self.reader.storage_trie_node(&self.owner, path).map_err(source_error)
+    }
+
+    fn nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, TrieError> {
+        self.reader.storage_trie_nodes(&self.owner, paths).map_err(source_error)
     }
 }
 
@@ -41,12 +53,13 @@ pub(crate) fn state_root(
             let owner = keccak256(addr);
             let source = StorageTrie { reader, owner };
             let mut update = TrieUpdate::new(&source);
-            for change in slots {
-                let key = key_nibbles(&keccak256(change.slot).0);
+            let keys: Vec<[u8; 64]> = slots.iter().map(|c| key_nibbles(&keccak256(c.slot).0)).collect();
+            update.prefetch(&keys)?;
+            for (change, key) in slots.iter().zip(&keys) {
                 if change.new.is_zero() {
-                    update.delete(&key)?;
+                    update.delete(key)?;
                 } else {
-                    update.insert(&key, alloy_rlp::encode(change.new))?;
+                    update.insert(key, alloy_rlp::encode(change.new))?;
                 }
             }
             let (root, writes) = update.commit()?;
@@ -76,8 +89,13 @@ pub fn account_trie_update<'x>(
 ) -> Result<(B256, Vec<NodeWrite>), TrieError> {
     let source = AccountTrie(reader);
     let mut update = TrieUpdate::new(&source);
-    for (address, account) in accounts {
-        let key = key_nibbles(&keccak256(address).0);
+    let mut changes: Vec<([u8; 64], Option<&StoredAccount>)> =
+        accounts.into_iter().map(|(address, account)| (key_nibbles(&keccak256(address).0), account)).collect();
+    // Sorted keys walk neighbouring paths one after another.
+    changes.sort_unstable_by_key(|c| c.0);
+    let keys: Vec<[u8; 64]> = changes.iter().map(|(k, _)| *k).collect();
+    update.prefetch(&keys)?;
+    for (key, account) in changes {
         match account {
             Some(account) => update.insert(&key, alloy_rlp::encode(account))?,
             None => update.delete(&key)?,

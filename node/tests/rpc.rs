@@ -75,6 +75,11 @@ fn signed_1559(
     TxEnvelope::Eip1559(tx.into_signed(sig)).encoded_2718().into()
 }
 
+/// Sends a transaction through the wallet-filled provider and waits for its receipt.
+async fn confirm(provider: &impl Provider, tx: TransactionRequest) -> alloy_rpc_types_eth::TransactionReceipt {
+    provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap()
+}
+
 fn error_message(v: &serde_json::Value) -> String {
     v["error"]["message"].as_str().unwrap_or_default().to_string()
 }
@@ -99,13 +104,7 @@ async fn transfer_contract_logs_filters_and_reverts() {
     // A plain transfer.
     let to = Address::repeat_byte(0x42);
     let value = U256::from(123_456_789u64);
-    let receipt = provider
-        .send_transaction(TransactionRequest::default().with_to(to).with_value(value))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = confirm(&provider, TransactionRequest::default().with_to(to).with_value(value)).await;
     assert!(receipt.status());
     assert_eq!(receipt.gas_used, 21_000);
     assert_eq!(provider.get_balance(to).await.unwrap(), value);
@@ -116,13 +115,7 @@ async fn transfer_contract_logs_filters_and_reverts() {
     assert_eq!(tx.block_number, receipt.block_number);
 
     // Deploy the contract.
-    let receipt = provider
-        .send_transaction(TransactionRequest::default().with_deploy_code(test_contract_initcode()))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = confirm(&provider, TransactionRequest::default().with_deploy_code(test_contract_initcode())).await;
     assert!(receipt.status());
     let contract = receipt.contract_address.expect("contract address");
     assert_eq!(contract, me.create(1));
@@ -133,13 +126,9 @@ async fn transfer_contract_logs_filters_and_reverts() {
     let filter_id = provider.new_filter(&filter).await.unwrap();
 
     let word = B256::with_last_byte(7);
-    let receipt = provider
-        .send_transaction(TransactionRequest::default().with_to(contract).with_input(Bytes::from(word.0.to_vec())))
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt =
+        confirm(&provider, TransactionRequest::default().with_to(contract).with_input(Bytes::from(word.0.to_vec())))
+            .await;
     assert!(receipt.status());
     let logs = receipt.inner.logs();
     assert_eq!(logs.len(), 1);
@@ -340,4 +329,130 @@ fn bad_requests_get_json_rpc_errors() {
     assert_eq!(status, 200);
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(status["height"].is_u64() && status["latestHash"].is_string() && status["syncing"] == false, "{status}");
+}
+
+/// Dev account 2's key (the authority delegating its code in the 7702 test).
+const DEV_KEY_2: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_transaction_types_block_tags_fees_and_log_subscriptions() {
+    use alloy_consensus::{TxEip2930, TxEip7702};
+    use alloy_eips::{eip2930::AccessList, eip7702::Authorization};
+    use alloy_signer::SignerSync;
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[]);
+    let signer = dev_signer(DEV_KEY_1);
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer.clone()))
+        .connect_http(node.http_url.parse().unwrap());
+    let ws = ProviderBuilder::new().connect_ws(WsConnect::new(node.ws_url.clone())).await.unwrap();
+    let contract = confirm(&provider, TransactionRequest::default().with_deploy_code(test_contract_initcode()))
+        .await
+        .contract_address
+        .unwrap();
+    let mut logs = ws.subscribe_logs(&Filter::new().address(contract)).await.unwrap().into_stream();
+    let wait = |hash: B256| {
+        let provider = provider.clone();
+        async move {
+            for _ in 0..400 {
+                if let Some(r) = provider.get_transaction_receipt(hash).await.unwrap() {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("transaction {hash} not mined");
+        }
+    };
+    let word = |b: u8| Bytes::from(B256::with_last_byte(b).0.to_vec());
+
+    // Legacy with EIP-155.
+    let mut legacy = TxLegacy {
+        chain_id: Some(CHAIN_ID),
+        nonce: 1,
+        gas_limit: 100_000,
+        gas_price: 100 * GWEI,
+        to: TxKind::Call(contract),
+        input: word(1),
+        ..Default::default()
+    };
+    let sig = signer.sign_transaction_sync(&mut legacy).unwrap();
+    let raw: Bytes = TxEnvelope::Legacy(legacy.into_signed(sig)).encoded_2718().into();
+    let r = wait(*provider.send_raw_transaction(&raw).await.unwrap().tx_hash()).await;
+    assert!(r.status());
+    // EIP-2930 with an access list naming the contract's slot 0.
+    let mut t2930 = TxEip2930 {
+        chain_id: CHAIN_ID,
+        nonce: 2,
+        gas_limit: 100_000,
+        gas_price: 100 * GWEI,
+        to: TxKind::Call(contract),
+        input: word(2),
+        access_list: AccessList(vec![alloy_eips::eip2930::AccessListItem {
+            address: contract,
+            storage_keys: vec![B256::ZERO],
+        }]),
+        ..Default::default()
+    };
+    let sig = signer.sign_transaction_sync(&mut t2930).unwrap();
+    let raw: Bytes = TxEnvelope::Eip2930(t2930.into_signed(sig)).encoded_2718().into();
+    let r = wait(*provider.send_raw_transaction(&raw).await.unwrap().tx_hash()).await;
+    assert!(r.status());
+    assert_eq!(r.inner.tx_type(), alloy_consensus::TxType::Eip2930);
+    // EIP-7702: account 2 delegates its code to the contract; calling it then logs from account 2's address.
+    let authority = dev_signer(DEV_KEY_2);
+    let auth = Authorization { chain_id: U256::from(CHAIN_ID), address: contract, nonce: 0 };
+    let auth_sig = authority.sign_hash_sync(&auth.signature_hash()).unwrap();
+    let mut t7702 = TxEip7702 {
+        chain_id: CHAIN_ID,
+        nonce: 3,
+        gas_limit: 200_000,
+        max_fee_per_gas: 100 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to: authority.address(),
+        input: word(3),
+        authorization_list: vec![auth.into_signed(auth_sig)],
+        ..Default::default()
+    };
+    let sig = signer.sign_transaction_sync(&mut t7702).unwrap();
+    let raw: Bytes = TxEnvelope::Eip7702(t7702.into_signed(sig)).encoded_2718().into();
+    let r = wait(*provider.send_raw_transaction(&raw).await.unwrap().tx_hash()).await;
+    assert!(r.status());
+    assert_eq!(r.inner.logs()[0].address(), authority.address());
+    let code = provider.get_code_at(authority.address()).await.unwrap();
+    assert_eq!(&code[..3], &[0xef, 0x01, 0x00]);
+    assert_eq!(&code[3..], contract.as_slice());
+
+    // The logs subscription saw the two calls to the contract itself, in order.
+    for expected in [1u8, 2] {
+        let log = tokio::time::timeout(Duration::from_secs(20), logs.next()).await.unwrap().unwrap();
+        assert_eq!(log.address(), contract);
+        assert_eq!(log.data().data.as_ref(), B256::with_last_byte(expected).as_slice());
+    }
+
+    // Block tags: final blocks mean latest == safe == finalized; earliest is genesis.
+    let num = |v: &serde_json::Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let latest = node.rpc("eth_getBlockByNumber", json!(["latest", true]));
+    for tag in ["safe", "finalized", "pending"] {
+        let b = node.rpc("eth_getBlockByNumber", json!([tag, false]));
+        let head = num(&node.rpc("eth_blockNumber", json!([])));
+        assert!(num(&b["number"]) >= num(&latest["number"]) && num(&b["number"]) <= head, "{tag} is not the head");
+    }
+    assert_eq!(node.rpc("eth_getBlockByNumber", json!(["earliest", false]))["number"], "0x0");
+    let by_hash = node.rpc("eth_getBlockByHash", json!([latest["hash"], true]));
+    assert_eq!(by_hash["hash"], latest["hash"]);
+    assert!(node.rpc("eth_getBlockByNumber", json!(["0xffffff", false])).is_null());
+
+    // Fees.
+    let history = provider.get_fee_history(4, alloy_eips::BlockNumberOrTag::Latest, &[25.0, 75.0]).await.unwrap();
+    assert_eq!(history.base_fee_per_gas.len(), history.gas_used_ratio.len() + 1);
+    assert_eq!(history.reward.as_ref().unwrap()[0].len(), 2);
+    let tip = provider.get_max_priority_fee_per_gas().await.unwrap();
+    assert!(tip >= 1);
+    let price = provider.get_gas_price().await.unwrap();
+    assert!(price > tip);
+    assert_eq!(node.rpc("eth_syncing", json!([])), json!(false));
+    assert_eq!(node.rpc("net_listening", json!([])), json!(true));
+    assert_eq!(node.rpc("net_peerCount", json!([])), json!("0x0"));
+    assert!(node.rpc("web3_clientVersion", json!([])).as_str().unwrap().starts_with("metanode/"));
 }

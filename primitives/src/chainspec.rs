@@ -70,34 +70,39 @@ impl ChainSpec {
         Self::from_genesis(serde_json::from_value(value)?)
     }
 
-    /// The genesis header for a given state root (computed by the state store
-    /// from `alloc`). It is a Prague-shaped header so that clients see every
-    /// field they expect of a current Ethereum block.
-    pub fn genesis_header(&self, state_root: B256) -> Header {
-        let g = &self.genesis;
+    /// A header with every post-merge field a Prague block carries set to
+    /// its empty value (no ommers, withdrawals, blobs, beacon root or
+    /// requests exist on this chain), so clients see the fields they expect.
+    pub fn prague_header_template() -> Header {
         Header {
-            parent_hash: B256::ZERO,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: g.coinbase,
-            state_root,
             transactions_root: EMPTY_ROOT_HASH,
             receipts_root: EMPTY_ROOT_HASH,
-            logs_bloom: Default::default(),
-            difficulty: g.difficulty,
-            number: 0,
-            gas_limit: g.gas_limit,
-            gas_used: 0,
-            timestamp: g.timestamp,
-            extra_data: g.extra_data.clone(),
-            mix_hash: g.mix_hash,
-            nonce: B64::from(g.nonce),
-            base_fee_per_gas: Some(self.initial_base_fee),
+            nonce: B64::ZERO,
             withdrawals_root: Some(EMPTY_WITHDRAWALS),
             blob_gas_used: Some(0),
             excess_blob_gas: Some(0),
             parent_beacon_block_root: Some(B256::ZERO),
             requests_hash: Some(EMPTY_REQUESTS_HASH),
             ..Default::default()
+        }
+    }
+
+    /// The genesis header for a given state root (computed by the state store
+    /// from `alloc`).
+    pub fn genesis_header(&self, state_root: B256) -> Header {
+        let g = &self.genesis;
+        Header {
+            beneficiary: g.coinbase,
+            state_root,
+            difficulty: g.difficulty,
+            gas_limit: g.gas_limit,
+            timestamp: g.timestamp,
+            extra_data: g.extra_data.clone(),
+            mix_hash: g.mix_hash,
+            nonce: B64::from(g.nonce),
+            base_fee_per_gas: Some(self.initial_base_fee),
+            ..Self::prague_header_template()
         }
     }
 

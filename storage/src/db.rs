@@ -3,7 +3,10 @@
 
 use crate::{
     error::StorageError,
-    keys::{decode_u64, ALL_CFS, CF_META, META_CHAIN_ID, META_GENESIS, META_HEAD, META_SCHEMA, SCHEMA},
+    keys::{
+        decode_u64, ALL_CFS, CF_ACCOUNT_TRIE, CF_META, CF_STORAGE_TRIE, META_CHAIN_ID, META_GENESIS, META_HEAD,
+        META_SCHEMA, SCHEMA,
+    },
 };
 use alloy_primitives::B256;
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
@@ -85,7 +88,14 @@ impl ChainDb {
                 )));
             }
         }
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut opts = cf_opts.clone();
+            // Trie nodes are mostly hashes, which do not compress: skip the CPU.
+            if *name == CF_ACCOUNT_TRIE || *name == CF_STORAGE_TRIE {
+                opts.set_compression_type(rocksdb::DBCompressionType::None);
+            }
+            ColumnFamilyDescriptor::new(*name, opts)
+        });
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {

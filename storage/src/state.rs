@@ -167,6 +167,23 @@ impl<'a> StateReader<'a> {
         Ok(self.snap.get_cf(self.db.cf(CF_ACCOUNT_TRIE), path)?)
     }
 
+    /// Many account-trie nodes in one batched read.
+    pub fn account_trie_nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let cf = self.db.cf(CF_ACCOUNT_TRIE);
+        self.snap.multi_get_cf(paths.iter().map(|p| (cf, p))).into_iter().map(|r| r.map_err(Into::into)).collect()
+    }
+
+    /// Many storage-trie nodes of one account in one batched read.
+    pub fn storage_trie_nodes(
+        &self,
+        hashed_addr: &B256,
+        paths: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let cf = self.db.cf(CF_STORAGE_TRIE);
+        let keys: Vec<Vec<u8>> = paths.iter().map(|p| storage_trie_key(hashed_addr, p)).collect();
+        self.snap.multi_get_cf(keys.iter().map(|k| (cf, k))).into_iter().map(|r| r.map_err(Into::into)).collect()
+    }
+
     /// RLP of a storage-trie node of the account with `hashed_addr` (head state only).
     pub fn storage_trie_node(&self, hashed_addr: &B256, path: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.snap.get_cf(self.db.cf(CF_STORAGE_TRIE), storage_trie_key(hashed_addr, path))?)

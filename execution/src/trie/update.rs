@@ -2,14 +2,20 @@
 //! changed nodes with their new hashes.
 
 use super::node::{nibble_string, ChildRef, Node, TrieError};
+use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{keccak256, B256};
 use alloy_trie::EMPTY_ROOT_HASH;
-use std::collections::HashMap;
+use rayon::prelude::*;
 
 /// Where the current (committed) nodes of one trie are read from.
 pub trait NodeSource {
     /// The RLP of the node at `path` (nibbles), if there is one.
     fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError>;
+
+    /// Many nodes at once; stores override this with a batched read.
+    fn nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, TrieError> {
+        paths.iter().map(|p| self.node(p)).collect()
+    }
 }
 
 /// A node to write (`Some(rlp)`) or delete (`None`) at a nibble path.
@@ -17,9 +23,11 @@ pub type NodeWrite = (Vec<u8>, Option<Vec<u8>>);
 
 /// Pending changes to one trie. Nodes read are cached; nodes changed are kept
 /// in `dirty` (with `None` for removed paths) until [`TrieUpdate::commit`].
-pub struct TrieUpdate<'s, S: NodeSource + ?Sized> {
+pub struct TrieUpdate<'s, S: NodeSource + Sync + ?Sized> {
     source: &'s S,
     cache: HashMap<Vec<u8>, Node>,
+    /// Paths known to hold no committed node.
+    absent: HashSet<Vec<u8>>,
     dirty: HashMap<Vec<u8>, Option<Node>>,
 }
 
@@ -34,10 +42,72 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-impl<'s, S: NodeSource + ?Sized> TrieUpdate<'s, S> {
+impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
     /// Starts an update over the trie whose nodes `source` holds.
     pub fn new(source: &'s S) -> Self {
-        Self { source, cache: HashMap::new(), dirty: HashMap::new() }
+        Self { source, cache: HashMap::default(), absent: HashSet::default(), dirty: HashMap::default() }
+    }
+
+    /// Loads, level by level with one batched read per level, every stored
+    /// node on the paths of `keys`, so the inserts and deletes that follow
+    /// find them in memory instead of reading one node at a time.
+    pub fn prefetch(&mut self, keys: &[[u8; 64]]) -> Result<(), TrieError> {
+        let mut active: Vec<(usize, usize)> = (0..keys.len()).map(|i| (i, 0)).collect();
+        while !active.is_empty() {
+            let mut want: Vec<Vec<u8>> = active
+                .iter()
+                .map(|&(i, len)| &keys[i][..len])
+                .filter(|p| !self.dirty.contains_key(*p) && !self.cache.contains_key(*p) && !self.absent.contains(*p))
+                .map(<[u8]>::to_vec)
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            if !want.is_empty() {
+                // Large levels are read and decoded on all cores.
+                let source = self.source;
+                let chunk = want.len().div_ceil(rayon::current_num_threads()).max(256);
+                let loaded: Vec<Vec<(Vec<u8>, Option<Node>)>> = want
+                    .par_chunks(chunk)
+                    .map(|paths| {
+                        let found = source.nodes(paths)?;
+                        paths
+                            .iter()
+                            .zip(found)
+                            .map(|(path, rlp)| Ok((path.clone(), rlp.map(|r| Node::decode(&r, path)).transpose()?)))
+                            .collect::<Result<Vec<_>, TrieError>>()
+                    })
+                    .collect::<Result<_, TrieError>>()?;
+                for (path, node) in loaded.into_iter().flatten() {
+                    match node {
+                        Some(node) => {
+                            self.cache.insert(path, node);
+                        }
+                        None => {
+                            self.absent.insert(path);
+                        }
+                    }
+                }
+            }
+            active.retain_mut(|(i, len)| {
+                let key = &keys[*i];
+                let node = match self.dirty.get(&key[..*len]) {
+                    Some(n) => n.as_ref(),
+                    None => self.cache.get(&key[..*len]),
+                };
+                match node {
+                    Some(Node::Branch { children }) if *len < key.len() && children[key[*len] as usize].is_some() => {
+                        *len += 1;
+                        true
+                    }
+                    Some(Node::Extension { key: ext, .. }) if key[*len..].starts_with(ext) => {
+                        *len += ext.len();
+                        true
+                    }
+                    _ => false,
+                }
+            });
+        }
+        Ok(())
     }
 
     fn get(&mut self, path: &[u8]) -> Result<Option<Node>, TrieError> {
@@ -46,6 +116,9 @@ impl<'s, S: NodeSource + ?Sized> TrieUpdate<'s, S> {
         }
         if let Some(n) = self.cache.get(path) {
             return Ok(Some(n.clone()));
+        }
+        if self.absent.contains(path) {
+            return Ok(None);
         }
         match self.source.node(path)? {
             Some(rlp) => {
