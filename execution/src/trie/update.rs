@@ -18,6 +18,9 @@ pub trait NodeSource {
     }
 }
 
+/// Levels below the root whose dirty children are hashed in parallel.
+const PARALLEL_LEVELS: usize = 2;
+
 /// A node to write (`Some(rlp)`) or delete (`None`) at a nibble path.
 pub type NodeWrite = (Vec<u8>, Option<Vec<u8>>);
 
@@ -130,6 +133,18 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
         }
     }
 
+    /// The node at `path` for an edit that will `set` it again: moved out of
+    /// the read cache rather than cloned.
+    fn take(&mut self, path: &[u8]) -> Result<Option<Node>, TrieError> {
+        if let Some(n) = self.dirty.get(path) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.cache.remove(path) {
+            return Ok(Some(n));
+        }
+        self.lookup(path)
+    }
+
     fn set(&mut self, path: Vec<u8>, node: Option<Node>) {
         self.dirty.insert(path, node);
     }
@@ -140,7 +155,19 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
         let mut path: Vec<u8> = Vec::with_capacity(key.len());
         loop {
             let rem = &key[path.len()..];
-            match self.get(&path)? {
+            // Fast path: a branch this update already changed is edited in place.
+            if let Some(Some(Node::Branch { children })) = self.dirty.get_mut(path.as_slice()) {
+                let nib = rem[0];
+                let existed = children[nib as usize].is_some();
+                children[nib as usize] = Some(ChildRef::Dirty);
+                path.push(nib);
+                if !existed {
+                    self.set(path, Some(Node::Leaf { key: rem[1..].to_vec(), value }));
+                    return Ok(());
+                }
+                continue;
+            }
+            match self.take(&path)? {
                 None => {
                     self.set(path, Some(Node::Leaf { key: rem.to_vec(), value }));
                     return Ok(());
@@ -311,53 +338,80 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
     }
 
     /// Computes the new root and the node writes that make the store hold it.
-    pub fn commit(mut self) -> Result<(B256, Vec<NodeWrite>), TrieError> {
+    /// Subtries below the top levels are hashed on all cores.
+    pub fn commit(self) -> Result<(B256, Vec<NodeWrite>), TrieError> {
         let mut writes = Vec::with_capacity(self.dirty.len());
-        let root = match self.get(&[])? {
+        let root = match self.lookup(&[])? {
             None => EMPTY_ROOT_HASH,
-            Some(_) => {
-                let mut path = Vec::with_capacity(64);
-                let rlp = self.hash_dirty(&mut path, &mut writes)?;
-                keccak256(rlp)
-            }
+            Some(_) => keccak256(self.hash_subtrie(&mut Vec::with_capacity(64), &mut writes, PARALLEL_LEVELS)?),
         };
-        for (path, node) in self.dirty {
-            if node.is_none() {
-                writes.push((path, None));
-            }
-        }
+        writes.extend(self.dirty.into_iter().filter(|(_, node)| node.is_none()).map(|(path, _)| (path, None)));
         Ok((root, writes))
     }
 
-    /// Resolves dirty children below `path` depth-first and returns this node's RLP.
-    fn hash_dirty(&mut self, path: &mut Vec<u8>, writes: &mut Vec<NodeWrite>) -> Result<Vec<u8>, TrieError> {
-        let mut node = self.get(path)?.ok_or_else(|| TrieError::Missing(nibble_string(path)))?;
-        let is_dirty = self.dirty.contains_key(path.as_slice());
+    /// The current node at `path` without caching it (usable from many threads).
+    fn lookup(&self, path: &[u8]) -> Result<Option<Node>, TrieError> {
+        if let Some(n) = self.dirty.get(path) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.cache.get(path) {
+            return Ok(Some(n.clone()));
+        }
+        if self.absent.contains(path) {
+            return Ok(None);
+        }
+        self.source.node(path)?.map(|rlp| Node::decode(&rlp, path)).transpose()
+    }
+
+    /// Resolves dirty children below `path` depth-first and returns this
+    /// node's RLP; the top `parallel` levels fan their dirty children out.
+    fn hash_subtrie(
+        &self,
+        path: &mut Vec<u8>,
+        writes: &mut Vec<NodeWrite>,
+        parallel: usize,
+    ) -> Result<Vec<u8>, TrieError> {
+        let mut node = self.lookup(path)?.ok_or_else(|| TrieError::Missing(nibble_string(path)))?;
         match &mut node {
             Node::Leaf { .. } => {}
             Node::Extension { key, child } => {
                 if *child == ChildRef::Dirty {
                     let len = path.len();
                     path.extend_from_slice(key);
-                    let rlp = self.hash_dirty(path, writes)?;
+                    let rlp = self.hash_subtrie(path, writes, parallel)?;
                     path.truncate(len);
                     *child = ChildRef::for_rlp(&rlp);
                 }
             }
             Node::Branch { children } => {
-                for (i, slot) in children.iter_mut().enumerate() {
-                    if *slot == Some(ChildRef::Dirty) {
+                let dirty: Vec<usize> = (0..16).filter(|i| children[*i] == Some(ChildRef::Dirty)).collect();
+                if parallel > 0 && dirty.len() > 1 {
+                    let done: Vec<(usize, Vec<u8>, Vec<NodeWrite>)> = dirty
+                        .par_iter()
+                        .map(|&i| {
+                            let mut sub = path.clone();
+                            sub.push(i as u8);
+                            let mut sub_writes = Vec::new();
+                            let rlp = self.hash_subtrie(&mut sub, &mut sub_writes, parallel - 1)?;
+                            Ok((i, rlp, sub_writes))
+                        })
+                        .collect::<Result<_, TrieError>>()?;
+                    for (i, rlp, sub_writes) in done {
+                        children[i] = Some(ChildRef::for_rlp(&rlp));
+                        writes.extend(sub_writes);
+                    }
+                } else {
+                    for i in dirty {
                         path.push(i as u8);
-                        let rlp = self.hash_dirty(path, writes)?;
+                        let rlp = self.hash_subtrie(path, writes, parallel)?;
                         path.pop();
-                        *slot = Some(ChildRef::for_rlp(&rlp));
+                        children[i] = Some(ChildRef::for_rlp(&rlp));
                     }
                 }
             }
         }
         let rlp = node.encode();
-        if is_dirty {
-            self.dirty.remove(path.as_slice());
+        if matches!(self.dirty.get(path.as_slice()), Some(Some(_))) {
             writes.push((path.clone(), Some(rlp.clone())));
         }
         Ok(rlp)
