@@ -103,17 +103,15 @@ fn foreign_or_mismatched_data_directory_is_refused() {
     let (ok, _, err) = run(&["init", "--datadir", d], &[]);
     assert!(ok, "{err}");
     let genesis = std::fs::read_to_string(dir.path().join("genesis.json")).unwrap();
-    let other_chain = genesis.replacen("\"chainId\": 9928", "\"chainId\": 9929", 1);
-    assert_ne!(genesis, other_chain);
-    std::fs::write(dir.path().join("genesis.json"), other_chain).unwrap();
-    let (ok, _, err) = run(&["--datadir", d, "--http.port", "0", "--ws.port", "0"], &[]);
-    assert!(!ok);
-    assert!(err.contains("holds chain id 9928"), "{err}");
+    // Start with `genesis` edited by replacing `from` with `to`; expect a refusal naming `expected`.
+    let refused = |from: &str, to: &str, expected: &str| {
+        let edited = genesis.replacen(from, to, 1);
+        assert_ne!(genesis, edited, "edit {from} -> {to} changed nothing");
+        std::fs::write(dir.path().join("genesis.json"), edited).unwrap();
+        let (ok, _, err) = run(&["--datadir", d, "--http.port", "0", "--ws.port", "0"], &[]);
+        assert!(!ok && err.contains(expected), "{err}");
+    };
+    refused("\"chainId\": 9928", "\"chainId\": 9929", "holds chain id 9928");
     // Same chain id, different alloc: a different genesis block.
-    let other_alloc = genesis.replacen("\"balance\": \"0x", "\"balance\": \"0x1", 1);
-    assert_ne!(genesis, other_alloc);
-    std::fs::write(dir.path().join("genesis.json"), other_alloc).unwrap();
-    let (ok, _, err) = run(&["--datadir", d, "--http.port", "0", "--ws.port", "0"], &[]);
-    assert!(!ok);
-    assert!(err.contains("holds a chain with genesis"), "{err}");
+    refused("\"balance\": \"0x", "\"balance\": \"0x1", "holds a chain with genesis");
 }

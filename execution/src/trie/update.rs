@@ -113,24 +113,21 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
         Ok(())
     }
 
+    /// The current node at `path`, remembering what a store read found.
     fn get(&mut self, path: &[u8]) -> Result<Option<Node>, TrieError> {
-        if let Some(n) = self.dirty.get(path) {
-            return Ok(n.clone());
-        }
-        if let Some(n) = self.cache.get(path) {
-            return Ok(Some(n.clone()));
-        }
-        if self.absent.contains(path) {
-            return Ok(None);
-        }
-        match self.source.node(path)? {
-            Some(rlp) => {
-                let node = Node::decode(&rlp, path)?;
-                self.cache.insert(path.to_vec(), node.clone());
-                Ok(Some(node))
+        let known = self.dirty.contains_key(path) || self.cache.contains_key(path) || self.absent.contains(path);
+        let node = self.lookup(path)?;
+        if !known {
+            match &node {
+                Some(n) => {
+                    self.cache.insert(path.to_vec(), n.clone());
+                }
+                None => {
+                    self.absent.insert(path.to_vec());
+                }
             }
-            None => Ok(None),
         }
+        Ok(node)
     }
 
     /// The node at `path` for an edit that will `set` it again: moved out of
