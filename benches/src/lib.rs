@@ -8,6 +8,10 @@ use alloy_primitives::{keccak256, Address, TxKind, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use rayon::prelude::*;
 
+/// The node's allocator, so the benches measure what the node runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 1 gwei.
 pub const GWEI: u128 = 1_000_000_000;
 

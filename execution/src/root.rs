@@ -3,40 +3,31 @@
 
 use crate::{
     state::PendingChanges,
-    trie::{key_nibbles, NodeSource, TrieError, TrieUpdate},
+    trie::{key_nibbles, NodeSource, NodeVisitor, TrieError, TrieUpdate},
 };
 use alloy_primitives::{keccak256, map::HashMap, Address, B256};
-use metanode_storage::{NodeWrite, StateDiff, StateReader, StoredAccount, TrieWrites};
+use metanode_storage::{NodeWrite, StateDiff, StateReader, StoredAccount, TrieId, TrieWrites};
 use rayon::prelude::*;
 
-struct AccountTrie<'r, 'a>(&'r StateReader<'a>);
-
-fn source_error(e: metanode_storage::StorageError) -> TrieError {
-    TrieError::Source(e.to_string())
-}
-
-impl NodeSource for AccountTrie<'_, '_> {
-    fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
-        self.0.account_trie_node(path).map_err(source_error)
-    }
-
-    fn nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, TrieError> {
-        self.0.account_trie_nodes(paths).map_err(source_error)
-    }
-}
-
-struct StorageTrie<'r, 'a> {
+/// The head's nodes of one trie, as the trie update reads them.
+struct StoredTrie<'r, 'a> {
     reader: &'r StateReader<'a>,
-    owner: B256,
+    trie: TrieId<'r>,
 }
 
-impl NodeSource for StorageTrie<'_, '_> {
+impl From<metanode_storage::StorageError> for TrieError {
+    fn from(e: metanode_storage::StorageError) -> Self {
+        TrieError::Source(e.to_string())
+    }
+}
+
+impl NodeSource for StoredTrie<'_, '_> {
     fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
-        self.reader.storage_trie_node(&self.owner, path).map_err(source_error)
+        Ok(self.reader.trie_node(self.trie, path)?)
     }
 
-    fn nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, TrieError> {
-        self.reader.storage_trie_nodes(&self.owner, paths).map_err(source_error)
+    fn visit_nodes(&self, paths: &[Vec<u8>], visit: NodeVisitor<'_>) -> Result<(), TrieError> {
+        self.reader.visit_trie_nodes(self.trie, paths, visit)
     }
 }
 
@@ -51,7 +42,7 @@ pub(crate) fn state_root(
         .par_iter()
         .map(|(addr, slots)| {
             let owner = keccak256(addr);
-            let source = StorageTrie { reader, owner };
+            let source = StoredTrie { reader, trie: TrieId::Storage(&owner) };
             let mut update = TrieUpdate::new(&source);
             let keys: Vec<[u8; 64]> = slots.iter().map(|c| key_nibbles(&keccak256(c.slot).0)).collect();
             update.prefetch(&keys)?;
@@ -87,7 +78,7 @@ pub fn account_trie_update<'x>(
     reader: &StateReader<'_>,
     accounts: impl IntoIterator<Item = (Address, Option<&'x StoredAccount>)>,
 ) -> Result<(B256, Vec<NodeWrite>), TrieError> {
-    let source = AccountTrie(reader);
+    let source = StoredTrie { reader, trie: TrieId::Accounts };
     let mut update = TrieUpdate::new(&source);
     let mut changes: Vec<([u8; 64], Option<&StoredAccount>)> =
         accounts.into_iter().map(|(address, account)| (key_nibbles(&keccak256(address).0), account)).collect();

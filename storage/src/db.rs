@@ -9,7 +9,7 @@ use crate::{
     },
 };
 use alloy_primitives::B256;
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DataBlockIndexType, Options, DB};
 use std::path::{Path, PathBuf};
 
 /// How much state history to keep.
@@ -30,12 +30,29 @@ pub struct DbOptions {
     pub sync_writes: bool,
     /// Size of the shared block cache.
     pub cache_bytes: usize,
+    /// Budget for all memtables together; writes stall rather than exceed it,
+    /// which is what keeps the node's memory bounded under sustained load.
+    pub memtable_bytes: usize,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { history: HistoryMode::Window(1024), sync_writes: true, cache_bytes: 256 << 20 }
+        Self {
+            history: HistoryMode::Window(1024),
+            sync_writes: true,
+            cache_bytes: 256 << 20,
+            memtable_bytes: 128 << 20,
+        }
     }
+}
+
+/// Block-based tables sharing one block cache, with bloom filters.
+fn table_options(cache: &Cache) -> BlockBasedOptions {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table
 }
 
 /// The chain database: one RocksDB instance with a column family per table.
@@ -65,14 +82,18 @@ impl ChainDb {
             )));
         }
         let cache = Cache::new_lru_cache(opts.cache_bytes);
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        table.set_cache_index_and_filter_blocks(true);
+        let table = table_options(&cache);
+        // Trie nodes are read by exact path on every state root: a hash index
+        // inside each data block replaces the binary search over restart points.
+        let mut trie_table = table_options(&cache);
+        trie_table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+        trie_table.set_data_block_hash_ratio(0.75);
         let mut cf_opts = Options::default();
         cf_opts.set_block_based_table_factory(&table);
         cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        cf_opts.set_write_buffer_size((opts.memtable_bytes / 4).max(4 << 20));
         let mut db_opts = cf_opts.clone();
+        db_opts.set_db_write_buffer_size(opts.memtable_bytes);
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_open_files(512);
@@ -93,6 +114,7 @@ impl ChainDb {
             // Trie nodes are mostly hashes, which do not compress: skip the CPU.
             if *name == CF_ACCOUNT_TRIE || *name == CF_STORAGE_TRIE {
                 opts.set_compression_type(rocksdb::DBCompressionType::None);
+                opts.set_block_based_table_factory(&trie_table);
             }
             ColumnFamilyDescriptor::new(*name, opts)
         });

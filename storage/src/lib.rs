@@ -14,5 +14,5 @@ mod write;
 
 pub use db::{ChainDb, DbOptions, HistoryMode};
 pub use error::StorageError;
-pub use state::{StateReader, StoredAccount};
+pub use state::{StateReader, StoredAccount, TrieId};
 pub use write::{AccountChange, BlockWrite, NodeWrite, StateDiff, StorageChange, TrieWrites};

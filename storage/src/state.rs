@@ -17,7 +17,8 @@ use crate::{
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_rlp::Decodable;
-use rocksdb::Snapshot;
+use rocksdb::{ReadOptions, Snapshot};
+use std::borrow::Cow;
 
 /// An account as the state trie stores it: nonce, balance, storage root, code hash.
 pub type StoredAccount = alloy_trie::TrieAccount;
@@ -162,30 +163,56 @@ impl<'a> StateReader<'a> {
         Ok(self.snap.get_pinned_cf(self.db.cf(CF_CANONICAL), num_key(number))?.map(|v| B256::from_slice(&v)))
     }
 
-    /// RLP of the account-trie node at a nibble path (head state only).
-    pub fn account_trie_node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.snap.get_cf(self.db.cf(CF_ACCOUNT_TRIE), path)?)
+    /// RLP of the trie node at a nibble path (head state only).
+    pub fn trie_node(&self, trie: TrieId<'_>, path: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = trie.key(path);
+        Ok(self.snap.get_cf(self.db.cf(trie.cf()), key.as_ref())?)
     }
 
-    /// Many account-trie nodes in one batched read.
-    pub fn account_trie_nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let cf = self.db.cf(CF_ACCOUNT_TRIE);
-        self.snap.multi_get_cf(paths.iter().map(|p| (cf, p))).into_iter().map(|r| r.map_err(Into::into)).collect()
-    }
-
-    /// Many storage-trie nodes of one account in one batched read.
-    pub fn storage_trie_nodes(
+    /// Reads many trie nodes of one trie in one batched lookup and hands each
+    /// to `visit` (with its index in `paths`) straight from RocksDB's buffers,
+    /// so the bytes are never copied. `paths` should be sorted: the lookup
+    /// then walks each table block once.
+    pub fn visit_trie_nodes<E: From<StorageError>>(
         &self,
-        hashed_addr: &B256,
+        trie: TrieId<'_>,
         paths: &[Vec<u8>],
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let cf = self.db.cf(CF_STORAGE_TRIE);
-        let keys: Vec<Vec<u8>> = paths.iter().map(|p| storage_trie_key(hashed_addr, p)).collect();
-        self.snap.multi_get_cf(keys.iter().map(|k| (cf, k))).into_iter().map(|r| r.map_err(Into::into)).collect()
+        mut visit: impl FnMut(usize, Option<&[u8]>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let keys: Vec<Cow<'_, [u8]>> = paths.iter().map(|p| trie.key(p)).collect();
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snap);
+        let sorted = paths.is_sorted();
+        let found = self.db.db.batched_multi_get_cf_opt(self.db.cf(trie.cf()), &keys, sorted, &opts);
+        for (i, value) in found.into_iter().enumerate() {
+            let value = value.map_err(StorageError::from)?;
+            visit(i, value.as_deref())?;
+        }
+        Ok(())
+    }
+}
+
+/// Which trie a node read addresses.
+#[derive(Debug, Clone, Copy)]
+pub enum TrieId<'k> {
+    /// The account trie of the head state.
+    Accounts,
+    /// The storage trie of the account whose keccak256 address hash this is.
+    Storage(&'k B256),
+}
+
+impl TrieId<'_> {
+    fn cf(self) -> &'static str {
+        match self {
+            Self::Accounts => CF_ACCOUNT_TRIE,
+            Self::Storage(_) => CF_STORAGE_TRIE,
+        }
     }
 
-    /// RLP of a storage-trie node of the account with `hashed_addr` (head state only).
-    pub fn storage_trie_node(&self, hashed_addr: &B256, path: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.snap.get_cf(self.db.cf(CF_STORAGE_TRIE), storage_trie_key(hashed_addr, path))?)
+    fn key<'p>(self, path: &'p [u8]) -> Cow<'p, [u8]> {
+        match self {
+            Self::Accounts => Cow::Borrowed(path),
+            Self::Storage(owner) => Cow::Owned(storage_trie_key(owner, path)),
+        }
     }
 }

@@ -10,7 +10,7 @@ mod node;
 mod update;
 
 pub use node::{ChildRef, Node, TrieError};
-pub use update::{NodeSource, NodeWrite, TrieUpdate};
+pub use update::{NodeSource, NodeVisitor, NodeWrite, TrieUpdate};
 
 /// Expands a 32-byte key into its 64 nibbles.
 pub fn key_nibbles(key: &[u8; 32]) -> [u8; 64] {

@@ -86,19 +86,61 @@ pub enum Node {
     },
 }
 
-fn hex_prefix(nibbles: &[u8], leaf: bool) -> Vec<u8> {
+/// Hex-prefix (compact) encoding of a key of at most 64 nibbles, on the stack.
+fn hex_prefix(nibbles: &[u8], leaf: bool) -> ([u8; 33], usize) {
     let flag = if leaf { 2u8 } else { 0 };
-    let mut out = Vec::with_capacity(nibbles.len() / 2 + 1);
+    let mut out = [0u8; 33];
     let rest = if nibbles.len() % 2 == 1 {
-        out.push(((flag | 1) << 4) | nibbles[0]);
+        out[0] = ((flag | 1) << 4) | nibbles[0];
         &nibbles[1..]
     } else {
-        out.push(flag << 4);
+        out[0] = flag << 4;
         nibbles
     };
-    for pair in rest.chunks(2) {
-        out.push((pair[0] << 4) | pair[1]);
+    for (slot, pair) in out[1..].iter_mut().zip(rest.chunks(2)) {
+        *slot = (pair[0] << 4) | pair[1];
     }
+    (out, 1 + rest.len() / 2)
+}
+
+/// A list header sized for `payload`, followed by room for the payload.
+fn list_buffer(payload: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload + alloy_rlp::length_of_length(payload));
+    Header { list: true, payload_length: payload }.encode(&mut out);
+    out
+}
+
+/// RLP of a leaf node.
+pub(crate) fn encode_leaf(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let (hp, len) = hex_prefix(key, true);
+    let hp = &hp[..len];
+    let mut out = list_buffer(hp.length() + value.length());
+    hp.encode(&mut out);
+    value.encode(&mut out);
+    out
+}
+
+/// RLP of an extension node; `child` must be resolved.
+pub(crate) fn encode_extension(key: &[u8], child: &ChildRef) -> Vec<u8> {
+    let (hp, len) = hex_prefix(key, false);
+    let hp = &hp[..len];
+    let mut out = list_buffer(hp.length() + child.length());
+    hp.encode(&mut out);
+    child.encode(&mut out);
+    out
+}
+
+/// RLP of a branch node; every child must be resolved.
+pub(crate) fn encode_branch(children: &[Option<ChildRef>; 16]) -> Vec<u8> {
+    let payload: usize = children.iter().map(|c| c.as_ref().map_or(1, ChildRef::length)).sum::<usize>() + 1;
+    let mut out = list_buffer(payload);
+    for child in children {
+        match child {
+            Some(c) => c.encode(&mut out),
+            None => out.push(EMPTY_STRING_CODE),
+        }
+    }
+    out.push(EMPTY_STRING_CODE);
     out
 }
 
@@ -137,35 +179,11 @@ fn next_item<'a>(buf: &mut &'a [u8]) -> Option<(bool, &'a [u8], &'a [u8])> {
 impl Node {
     /// Canonical RLP; every child reference must be resolved (not `Dirty`).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
         match self {
-            Self::Leaf { key, value } => {
-                let hp = hex_prefix(key, true);
-                let payload = hp.as_slice().length() + value.as_slice().length();
-                Header { list: true, payload_length: payload }.encode(&mut out);
-                hp.as_slice().encode(&mut out);
-                value.as_slice().encode(&mut out);
-            }
-            Self::Extension { key, child } => {
-                let hp = hex_prefix(key, false);
-                let payload = hp.as_slice().length() + child.length();
-                Header { list: true, payload_length: payload }.encode(&mut out);
-                hp.as_slice().encode(&mut out);
-                child.encode(&mut out);
-            }
-            Self::Branch { children } => {
-                let payload: usize = children.iter().map(|c| c.as_ref().map_or(1, ChildRef::length)).sum::<usize>() + 1;
-                Header { list: true, payload_length: payload }.encode(&mut out);
-                for child in children.iter() {
-                    match child {
-                        Some(c) => c.encode(&mut out),
-                        None => out.push(EMPTY_STRING_CODE),
-                    }
-                }
-                out.push(EMPTY_STRING_CODE);
-            }
+            Self::Leaf { key, value } => encode_leaf(key, value),
+            Self::Extension { key, child } => encode_extension(key, child),
+            Self::Branch { children } => encode_branch(children),
         }
-        out
     }
 
     /// Decodes a stored node; `path` only names the node in errors.
@@ -175,11 +193,16 @@ impl Node {
         if !list || !rlp.is_empty() {
             return Err(corrupt("node is not a single rlp list"));
         }
-        let mut items = Vec::with_capacity(17);
+        // Items are borrowed from `rlp` and kept on the stack: decoding is on
+        // the hot path of every state root.
+        let mut items: [(bool, &[u8], &[u8]); 17] = [(false, &[], &[]); 17];
+        let mut count = 0;
         while !payload.is_empty() {
-            items.push(next_item(&mut payload).ok_or_else(|| corrupt("bad rlp item"))?);
+            let item = next_item(&mut payload).ok_or_else(|| corrupt("bad rlp item"))?;
+            *items.get_mut(count).ok_or_else(|| corrupt("node has neither 2 nor 17 items"))? = item;
+            count += 1;
         }
-        match items.len() {
+        match count {
             2 => {
                 let (l0, hp, _) = items[0];
                 if l0 {

@@ -1,7 +1,7 @@
 //! Applying inserts and deletes to a path-addressed trie and committing the
 //! changed nodes with their new hashes.
 
-use super::node::{nibble_string, ChildRef, Node, TrieError};
+use super::node::{encode_branch, encode_extension, encode_leaf, nibble_string, ChildRef, Node, TrieError};
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{keccak256, B256};
 use alloy_trie::EMPTY_ROOT_HASH;
@@ -12,11 +12,18 @@ pub trait NodeSource {
     /// The RLP of the node at `path` (nibbles), if there is one.
     fn node(&self, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError>;
 
-    /// Many nodes at once; stores override this with a batched read.
-    fn nodes(&self, paths: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, TrieError> {
-        paths.iter().map(|p| self.node(p)).collect()
+    /// Hands many nodes at once to `visit`, with their index in `paths`;
+    /// stores override this with a batched read that does not copy the bytes.
+    fn visit_nodes(&self, paths: &[Vec<u8>], visit: NodeVisitor<'_>) -> Result<(), TrieError> {
+        for (i, path) in paths.iter().enumerate() {
+            visit(i, self.node(path)?.as_deref())?;
+        }
+        Ok(())
     }
 }
+
+/// Receives the nodes of a batched read: the index of the path and the RLP found there.
+pub type NodeVisitor<'v> = &'v mut dyn FnMut(usize, Option<&[u8]>) -> Result<(), TrieError>;
 
 /// Levels below the root whose dirty children are hashed in parallel.
 const PARALLEL_LEVELS: usize = 2;
@@ -55,14 +62,25 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
     /// node on the paths of `keys`, so the inserts and deletes that follow
     /// find them in memory instead of reading one node at a time.
     pub fn prefetch(&mut self, keys: &[[u8; 64]]) -> Result<(), TrieError> {
+        // About three nodes are read and changed per key in a large trie.
+        self.cache.reserve(keys.len() * 3);
+        self.dirty.reserve(keys.len() * 3);
         let mut active: Vec<(usize, usize)> = (0..keys.len()).map(|i| (i, 0)).collect();
         while !active.is_empty() {
-            let mut want: Vec<Vec<u8>> = active
-                .iter()
-                .map(|&(i, len)| &keys[i][..len])
-                .filter(|p| !self.dirty.contains_key(*p) && !self.cache.contains_key(*p) && !self.absent.contains(*p))
-                .map(<[u8]>::to_vec)
-                .collect();
+            // Keys that share a path sit next to each other when sorted: each
+            // shared path is looked up once, not once per key below it.
+            let mut previous: &[u8] = &[0xff];
+            let mut want: Vec<Vec<u8>> = Vec::new();
+            for &(i, len) in &active {
+                let path = &keys[i][..len];
+                if path == previous {
+                    continue;
+                }
+                previous = path;
+                if !self.dirty.contains_key(path) && !self.cache.contains_key(path) && !self.absent.contains(path) {
+                    want.push(path.to_vec());
+                }
+            }
             want.sort_unstable();
             want.dedup();
             if !want.is_empty() {
@@ -70,14 +88,15 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
                 let source = self.source;
                 let chunk = want.len().div_ceil(rayon::current_num_threads()).max(256);
                 let loaded: Vec<Vec<(Vec<u8>, Option<Node>)>> = want
-                    .par_chunks(chunk)
-                    .map(|paths| {
-                        let found = source.nodes(paths)?;
-                        paths
-                            .iter()
-                            .zip(found)
-                            .map(|(path, rlp)| Ok((path.clone(), rlp.map(|r| Node::decode(&r, path)).transpose()?)))
-                            .collect::<Result<Vec<_>, TrieError>>()
+                    .par_chunks_mut(chunk)
+                    .map(|chunk| {
+                        let paths: &[Vec<u8>] = chunk;
+                        let mut nodes = Vec::with_capacity(paths.len());
+                        source.visit_nodes(paths, &mut |i, rlp| {
+                            nodes.push(rlp.map(|r| Node::decode(r, &paths[i])).transpose()?);
+                            Ok(())
+                        })?;
+                        Ok(chunk.iter_mut().map(std::mem::take).zip(nodes).collect())
                     })
                     .collect::<Result<_, TrieError>>()?;
                 for (path, node) in loaded.into_iter().flatten() {
@@ -91,13 +110,18 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
                     }
                 }
             }
+            let mut previous: (&[u8], Option<&Node>) = (&[0xff], None);
             active.retain_mut(|(i, len)| {
                 let key = &keys[*i];
-                let node = match self.dirty.get(&key[..*len]) {
-                    Some(n) => n.as_ref(),
-                    None => self.cache.get(&key[..*len]),
-                };
-                match node {
+                let path = &key[..*len];
+                if path != previous.0 {
+                    let node = match self.dirty.get(path) {
+                        Some(n) => n.as_ref(),
+                        None => self.cache.get(path),
+                    };
+                    previous = (path, node);
+                }
+                match previous.1 {
                     Some(Node::Branch { children }) if *len < key.len() && children[key[*len] as usize].is_some() => {
                         *len += 1;
                         true
@@ -340,7 +364,11 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
         let mut writes = Vec::with_capacity(self.dirty.len());
         let root = match self.lookup(&[])? {
             None => EMPTY_ROOT_HASH,
-            Some(_) => keccak256(self.hash_subtrie(&mut Vec::with_capacity(64), &mut writes, PARALLEL_LEVELS)?),
+            Some(_) => match self.hash_subtrie(&mut Vec::with_capacity(64), &mut writes, PARALLEL_LEVELS)? {
+                ChildRef::Hash(hash) => hash,
+                ChildRef::Inline(rlp) => keccak256(rlp),
+                ChildRef::Dirty => unreachable!("hash_subtrie returns resolved references"),
+            },
         };
         writes.extend(self.dirty.into_iter().filter(|(_, node)| node.is_none()).map(|(path, _)| (path, None)));
         Ok((root, writes))
@@ -360,57 +388,76 @@ impl<'s, S: NodeSource + Sync + ?Sized> TrieUpdate<'s, S> {
         self.source.node(path)?.map(|rlp| Node::decode(&rlp, path)).transpose()
     }
 
-    /// Resolves dirty children below `path` depth-first and returns this
-    /// node's RLP; the top `parallel` levels fan their dirty children out.
+    /// Resolves the dirty children below `path` depth-first, queues the RLP
+    /// of every changed node as a write, and returns the reference this
+    /// node's parent holds to it. Nodes are encoded where they are, never
+    /// cloned; the top `parallel` levels fan their dirty children out.
     fn hash_subtrie(
         &self,
         path: &mut Vec<u8>,
         writes: &mut Vec<NodeWrite>,
         parallel: usize,
-    ) -> Result<Vec<u8>, TrieError> {
-        let mut node = self.lookup(path)?.ok_or_else(|| TrieError::Missing(nibble_string(path)))?;
-        match &mut node {
-            Node::Leaf { .. } => {}
-            Node::Extension { key, child } => {
-                if *child == ChildRef::Dirty {
-                    let len = path.len();
-                    path.extend_from_slice(key);
-                    let rlp = self.hash_subtrie(path, writes, parallel)?;
-                    path.truncate(len);
-                    *child = ChildRef::for_rlp(&rlp);
+    ) -> Result<ChildRef, TrieError> {
+        let missing = || TrieError::Missing(nibble_string(path));
+        let loaded;
+        let (node, changed) = match self.dirty.get(path.as_slice()) {
+            Some(Some(node)) => (node, true),
+            Some(None) => return Err(missing()),
+            None => match self.cache.get(path.as_slice()) {
+                Some(node) => (node, false),
+                None => {
+                    loaded = self.lookup(path)?.ok_or_else(missing)?;
+                    (&loaded, false)
                 }
+            },
+        };
+        let rlp = match node {
+            Node::Leaf { key, value } => encode_leaf(key, value),
+            Node::Extension { key, child: ChildRef::Dirty } => {
+                let len = path.len();
+                path.extend_from_slice(key);
+                let child = self.hash_subtrie(path, writes, parallel)?;
+                path.truncate(len);
+                encode_extension(key, &child)
             }
+            Node::Extension { key, child } => encode_extension(key, child),
             Node::Branch { children } => {
+                let mut resolved: [Option<ChildRef>; 16] = Default::default();
                 let dirty: Vec<usize> = (0..16).filter(|i| children[*i] == Some(ChildRef::Dirty)).collect();
                 if parallel > 0 && dirty.len() > 1 {
-                    let done: Vec<(usize, Vec<u8>, Vec<NodeWrite>)> = dirty
+                    let done: Vec<(usize, ChildRef, Vec<NodeWrite>)> = dirty
                         .par_iter()
                         .map(|&i| {
                             let mut sub = path.clone();
                             sub.push(i as u8);
                             let mut sub_writes = Vec::new();
-                            let rlp = self.hash_subtrie(&mut sub, &mut sub_writes, parallel - 1)?;
-                            Ok((i, rlp, sub_writes))
+                            let child = self.hash_subtrie(&mut sub, &mut sub_writes, parallel - 1)?;
+                            Ok((i, child, sub_writes))
                         })
                         .collect::<Result<_, TrieError>>()?;
-                    for (i, rlp, sub_writes) in done {
-                        children[i] = Some(ChildRef::for_rlp(&rlp));
+                    for (i, child, sub_writes) in done {
+                        resolved[i] = Some(child);
                         writes.extend(sub_writes);
                     }
                 } else {
-                    for i in dirty {
+                    for &i in &dirty {
                         path.push(i as u8);
-                        let rlp = self.hash_subtrie(path, writes, parallel)?;
+                        resolved[i] = Some(self.hash_subtrie(path, writes, parallel)?);
                         path.pop();
-                        children[i] = Some(ChildRef::for_rlp(&rlp));
                     }
                 }
+                for (slot, child) in resolved.iter_mut().zip(children.iter()) {
+                    if slot.is_none() {
+                        slot.clone_from(child);
+                    }
+                }
+                encode_branch(&resolved)
             }
+        };
+        let reference = ChildRef::for_rlp(&rlp);
+        if changed {
+            writes.push((path.clone(), Some(rlp)));
         }
-        let rlp = node.encode();
-        if matches!(self.dirty.get(path.as_slice()), Some(Some(_))) {
-            writes.push((path.clone(), Some(rlp.clone())));
-        }
-        Ok(rlp)
+        Ok(reference)
     }
 }
