@@ -9,7 +9,7 @@ use crate::{
 use alloy_primitives::{keccak256, B256, U256};
 use alloy_trie::KECCAK_EMPTY;
 use metanode_primitives::{ChainSpec, SealedBlock};
-use metanode_storage::{BlockWrite, ChainDb, StorageChange};
+use metanode_storage::{BlockWrite, ChainDb, StorageChange, StorageError};
 use std::collections::BTreeMap;
 
 /// The genesis block and its state for `spec`, computed without writing.
@@ -57,7 +57,11 @@ pub fn init_genesis(db: &ChainDb, spec: &ChainSpec) -> Result<SealedBlock, ExecE
                     return Err(ExecError::ChainIdMismatch { stored: id, configured: spec.chain_id })
                 }
                 Some(_) => {}
-                None => db.set_chain_id(spec.chain_id)?,
+                // Genesis and chain id are written in one batch: one without the other is not ours.
+                None => {
+                    let detail = "genesis recorded without a chain id".to_string();
+                    return Err(StorageError::Corrupt { what: "chain id", detail }.into());
+                }
             }
             let genesis = db.sealed_block(0)?.ok_or_else(|| ExecError::InvalidBlock {
                 number: 0,
@@ -71,13 +75,13 @@ pub fn init_genesis(db: &ChainDb, spec: &ChainSpec) -> Result<SealedBlock, ExecE
         }
         None => {
             let executed = genesis_block(db, spec)?;
-            db.commit_block(BlockWrite {
+            let write = BlockWrite {
                 block: &executed.block,
                 receipts: &executed.receipts,
                 state: &executed.diff,
                 trie: &executed.trie,
-            })?;
-            db.set_chain_id(spec.chain_id)?;
+            };
+            db.commit_genesis(write, spec.chain_id)?;
             Ok(executed.block)
         }
     }

@@ -172,14 +172,6 @@ impl ChainDb {
         }
     }
 
-    /// Records the chain id (at initialisation).
-    pub fn set_chain_id(&self, chain_id: u64) -> Result<(), StorageError> {
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(self.opts.sync_writes);
-        self.db.put_cf_opt(self.cf(CF_META), META_CHAIN_ID, chain_id.to_be_bytes(), &wo)?;
-        Ok(())
-    }
-
     /// History kept for state reads.
     pub fn history(&self) -> HistoryMode {
         self.opts.history

@@ -78,6 +78,19 @@ impl ChainDb {
     /// Writes a block and everything it changes atomically. The block must be
     /// the next after the head (or genesis on an empty database).
     pub fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
+        self.write_block(w, None)
+    }
+
+    /// Writes the genesis block and records the chain id in the same atomic
+    /// batch, so no crash can leave a genesis without its chain id.
+    pub fn commit_genesis(&self, w: BlockWrite<'_>, chain_id: u64) -> Result<(), StorageError> {
+        if w.block.number() != 0 {
+            return Err(StorageError::NotNextBlock { head: 0, got: w.block.number() });
+        }
+        self.write_block(w, Some(chain_id))
+    }
+
+    fn write_block(&self, w: BlockWrite<'_>, chain_id: Option<u64>) -> Result<(), StorageError> {
         let n = w.block.number();
         match self.head_number()? {
             None if n == 0 => {}
@@ -108,6 +121,9 @@ impl ChainDb {
         batch.put_cf(self.cf(CF_META), META_HEAD, num_key(n));
         if n == 0 {
             batch.put_cf(self.cf(CF_META), META_GENESIS, w.block.hash);
+        }
+        if let Some(chain_id) = chain_id {
+            batch.put_cf(self.cf(CF_META), META_CHAIN_ID, chain_id.to_be_bytes());
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.opts.sync_writes);
@@ -256,6 +272,21 @@ mod tests {
         let err = db.commit_block(BlockWrite { block: &b, receipts: &[], state: &diff, trie: &trie });
         assert!(matches!(err, Err(StorageError::NotNextBlock { .. })));
         assert_eq!(db.head_number().unwrap(), None);
+    }
+
+    #[test]
+    fn genesis_and_chain_id_are_written_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ChainDb::open(&dir.path().join("db"), DbOptions::default()).unwrap();
+        let (diff, trie) = (StateDiff::default(), TrieWrites::default());
+        let not_genesis = block(1);
+        let err = db.commit_genesis(BlockWrite { block: &not_genesis, receipts: &[], state: &diff, trie: &trie }, 7);
+        assert!(matches!(err, Err(StorageError::NotNextBlock { .. })));
+        assert_eq!(db.chain_id().unwrap(), None);
+        let genesis = block(0);
+        db.commit_genesis(BlockWrite { block: &genesis, receipts: &[], state: &diff, trie: &trie }, 7).unwrap();
+        assert_eq!(db.chain_id().unwrap(), Some(7));
+        assert_eq!(db.genesis_hash().unwrap(), Some(genesis.hash));
     }
 
     #[test]

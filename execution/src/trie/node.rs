@@ -110,24 +110,25 @@ fn list_buffer(payload: usize) -> Vec<u8> {
     out
 }
 
+/// RLP of a two-item node: the hex-prefixed key, then an item of
+/// `second_len` bytes written by `second`.
+fn encode_pair(key: &[u8], leaf: bool, second_len: usize, second: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let (hp, len) = hex_prefix(key, leaf);
+    let hp = &hp[..len];
+    let mut out = list_buffer(hp.length() + second_len);
+    hp.encode(&mut out);
+    second(&mut out);
+    out
+}
+
 /// RLP of a leaf node.
 pub(crate) fn encode_leaf(key: &[u8], value: &[u8]) -> Vec<u8> {
-    let (hp, len) = hex_prefix(key, true);
-    let hp = &hp[..len];
-    let mut out = list_buffer(hp.length() + value.length());
-    hp.encode(&mut out);
-    value.encode(&mut out);
-    out
+    encode_pair(key, true, value.length(), |out| value.encode(out))
 }
 
 /// RLP of an extension node; `child` must be resolved.
 pub(crate) fn encode_extension(key: &[u8], child: &ChildRef) -> Vec<u8> {
-    let (hp, len) = hex_prefix(key, false);
-    let hp = &hp[..len];
-    let mut out = list_buffer(hp.length() + child.length());
-    hp.encode(&mut out);
-    child.encode(&mut out);
-    out
+    encode_pair(key, false, child.length(), |out| child.encode(out))
 }
 
 /// RLP of a branch node; every child must be resolved.
