@@ -47,7 +47,11 @@ impl Vote {
 /// compares a rebuilt vote with the recorded one.
 impl PartialEq for Vote {
     fn eq(&self, other: &Self) -> bool {
-        self.sign_bytes(0) == other.sign_bytes(0)
+        self.height == other.height
+            && self.round == other.round
+            && self.value == other.value
+            && self.vote_type == other.vote_type
+            && self.validator == other.validator
     }
 }
 

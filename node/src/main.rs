@@ -7,13 +7,13 @@ mod dev;
 mod run;
 
 use clap::Parser;
+use std::process::ExitCode;
 
 /// mimalloc instead of glibc's malloc: the state root and block execution
 /// allocate many small short-lived buffers on several threads, where glibc's
 /// per-thread arenas cost time (about 15% of a state root in `perf`) and memory.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

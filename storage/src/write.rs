@@ -263,13 +263,17 @@ mod tests {
         assert_eq!(rows, 3);
     }
 
+    /// Hands `commit` a write of `b` that changes no state.
+    fn with_empty_write<R>(b: &SealedBlock, commit: impl FnOnce(BlockWrite<'_>) -> R) -> R {
+        let (diff, trie) = (StateDiff::default(), TrieWrites::default());
+        commit(BlockWrite { block: b, receipts: &[], state: &diff, trie: &trie })
+    }
+
     #[test]
     fn a_block_that_does_not_extend_the_head_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let db = ChainDb::open(&dir.path().join("db"), DbOptions::default()).unwrap();
-        let (diff, trie) = (StateDiff::default(), TrieWrites::default());
-        let b = block(1);
-        let err = db.commit_block(BlockWrite { block: &b, receipts: &[], state: &diff, trie: &trie });
+        let err = with_empty_write(&block(1), |w| db.commit_block(w));
         assert!(matches!(err, Err(StorageError::NotNextBlock { .. })));
         assert_eq!(db.head_number().unwrap(), None);
     }
@@ -278,13 +282,11 @@ mod tests {
     fn genesis_and_chain_id_are_written_together() {
         let dir = tempfile::tempdir().unwrap();
         let db = ChainDb::open(&dir.path().join("db"), DbOptions::default()).unwrap();
-        let (diff, trie) = (StateDiff::default(), TrieWrites::default());
-        let not_genesis = block(1);
-        let err = db.commit_genesis(BlockWrite { block: &not_genesis, receipts: &[], state: &diff, trie: &trie }, 7);
+        let err = with_empty_write(&block(1), |w| db.commit_genesis(w, 7));
         assert!(matches!(err, Err(StorageError::NotNextBlock { .. })));
         assert_eq!(db.chain_id().unwrap(), None);
         let genesis = block(0);
-        db.commit_genesis(BlockWrite { block: &genesis, receipts: &[], state: &diff, trie: &trie }, 7).unwrap();
+        with_empty_write(&genesis, |w| db.commit_genesis(w, 7)).unwrap();
         assert_eq!(db.chain_id().unwrap(), Some(7));
         assert_eq!(db.genesis_hash().unwrap(), Some(genesis.hash));
     }
