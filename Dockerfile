@@ -15,8 +15,9 @@ COPY --from=builder /metanode-node /usr/local/bin/metanode-node
 ENV METANODE_DATADIR=/data \
     METANODE_HTTP_ADDR=0.0.0.0 \
     METANODE_WS_ADDR=0.0.0.0 \
+    METANODE_METRICS_ADDR=0.0.0.0 \
     METANODE_ROLE=validator
 VOLUME ["/data"]
-EXPOSE 8545 8546
+EXPOSE 8545 8546 26656 9001
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/metanode-node"]

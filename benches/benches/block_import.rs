@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
                 let block = SealedBlock::new(header.clone(), body.clone(), senders);
                 let executor = Executor::new(db, spec.clone());
                 let executed = executor.execute(&block).unwrap();
-                executor.commit(&executed).unwrap();
+                executor.commit(&executed, None).unwrap();
                 dir
             },
             BatchSize::PerIteration,

@@ -43,6 +43,7 @@ struct KeyFile {
 }
 
 /// A validator's ed25519 signing key.
+#[derive(Clone)]
 pub struct ValidatorKey {
     /// The key.
     pub signing_key: SigningKey,

@@ -12,7 +12,7 @@ use alloy_consensus::{
 use alloy_eips::Typed2718;
 use alloy_evm::{EthEvmFactory, Evm, EvmFactory};
 use alloy_primitives::{keccak256, Address, Bloom, Bytes};
-use metanode_primitives::{ChainSpec, RecoveredTx, SealedBlock};
+use metanode_primitives::{ChainSpec, CommitCertificate, RecoveredTx, SealedBlock};
 use metanode_storage::{BlockWrite, ChainDb, StateDiff, TrieWrites};
 use revm::context::result::{EVMError, ExecutionResult};
 use std::sync::Arc;
@@ -238,13 +238,15 @@ impl Executor {
         Ok(ExecutedBlock { block, receipts: out.receipts, diff, trie })
     }
 
-    /// Commits an executed block atomically.
-    pub fn commit(&self, executed: &ExecutedBlock) -> Result<(), ExecError> {
+    /// Commits an executed block atomically, with the certificate that
+    /// finalized it when there is one.
+    pub fn commit(&self, executed: &ExecutedBlock, commit: Option<&CommitCertificate>) -> Result<(), ExecError> {
         self.db.commit_block(BlockWrite {
             block: &executed.block,
             receipts: &executed.receipts,
             state: &executed.diff,
             trie: &executed.trie,
+            commit,
         })?;
         Ok(())
     }

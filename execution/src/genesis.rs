@@ -80,6 +80,7 @@ pub fn init_genesis(db: &ChainDb, spec: &ChainSpec) -> Result<SealedBlock, ExecE
                 receipts: &executed.receipts,
                 state: &executed.diff,
                 trie: &executed.trie,
+                commit: None,
             };
             db.commit_genesis(write, spec.chain_id)?;
             Ok(executed.block)

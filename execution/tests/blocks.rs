@@ -122,11 +122,11 @@ fn built_block_re_executes_identically_and_roots_match_full_recompute() {
         let built = exec_a.build(&parent, &attrs, &mut txs.into_iter()).unwrap();
         assert_eq!(built.block.transactions.len(), 4, "round {round}");
         assert!(built.receipts.iter().all(|r| r.status()), "round {round}");
-        exec_a.commit(&built).unwrap();
+        exec_a.commit(&built, None).unwrap();
 
         let verified = exec_b.execute(&built.block).unwrap();
         assert_eq!(verified.block.hash, built.block.hash);
-        exec_b.commit(&verified).unwrap();
+        exec_b.commit(&verified, None).unwrap();
 
         let root = built.block.header.state_root;
         assert_eq!(

@@ -1,18 +1,19 @@
-//! The chain service: the one path by which blocks are produced and
-//! committed (build -> execute -> commit), and the notifications that follow
-//! a commit (pool re-validation, RPC subscribers). Dev mode drives it with a
-//! timer; BFT consensus will drive the same calls.
+//! The chain service: the one path by which blocks are produced, checked
+//! and committed (build -> execute -> commit), and the notifications that
+//! follow a commit (pool re-validation, RPC subscribers). Consensus drives
+//! it through [`metanode_consensus::Application`] (see `consensus_app`), in
+//! dev mode with a single validator.
 
 use alloy_primitives::{Address, Bytes};
 use metanode_execution::{txpool::TxPool, BlockAttributes, ExecError, ExecutedBlock, Executor};
-use metanode_primitives::SealedBlock;
+use metanode_primitives::{CommitCertificate, SealedBlock};
 use metanode_rpc::{CommittedBlock, EthApi};
 use parking_lot::Mutex;
 use std::{
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 /// Produces and commits blocks.
 pub struct ChainService {
@@ -23,6 +24,18 @@ pub struct ChainService {
     coinbase: Address,
     /// Woken whenever the pool accepts a transaction.
     pub tx_arrived: Arc<Notify>,
+}
+
+impl ChainService {
+    /// The transaction pool.
+    pub fn pool(&self) -> &Arc<TxPool> {
+        &self.pool
+    }
+
+    /// The executor (and through it the database).
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
 }
 
 impl ChainService {
@@ -59,9 +72,14 @@ impl ChainService {
         self.executor.build(&parent, &attrs, &mut txs)
     }
 
-    /// Commits a decided block and tells everyone who cares.
-    pub fn commit(&self, executed: ExecutedBlock) -> Result<(), ExecError> {
-        self.executor.commit(&executed)?;
+    /// Re-executes a proposed or synced block on top of the head.
+    pub fn verify(&self, block: &SealedBlock) -> Result<ExecutedBlock, ExecError> {
+        self.executor.execute(block)
+    }
+
+    /// Commits a decided block with its certificate and tells everyone who cares.
+    pub fn commit(&self, executed: ExecutedBlock, certificate: Option<&CommitCertificate>) -> Result<(), ExecError> {
+        self.executor.commit(&executed, certificate)?;
         let block = executed.block;
         *self.head.lock() = block.clone();
         let state = self.executor.db().latest_state()?;
@@ -75,56 +93,5 @@ impl ChainService {
         );
         self.api.notify_block(CommittedBlock { block, receipts: executed.receipts });
         Ok(())
-    }
-
-    /// The dev/single-validator block loop: seal as soon as the previous block
-    /// is committed and the pool has executable transactions, otherwise every
-    /// `block_time`. Stops when `shutdown` turns true, after the block in hand.
-    pub async fn run_sealer(self: Arc<Self>, block_time: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut deadline = tokio::time::Instant::now() + block_time;
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let ready = self.pool.has_pending();
-            if !ready {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {}
-                    _ = self.tx_arrived.notified() => {
-                        if !self.pool.has_pending() { continue; }
-                    }
-                    _ = shutdown.changed() => return,
-                }
-            }
-            let this = self.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let executed = this.propose()?;
-                let n = executed.block.transactions.len();
-                this.commit(executed)?;
-                Ok::<usize, ExecError>(n)
-            })
-            .await;
-            match result {
-                Ok(Ok(included)) => {
-                    deadline = tokio::time::Instant::now() + block_time;
-                    if included == 0 && ready {
-                        // Pending transactions that cannot go in yet (fee cap
-                        // below the base fee): wait for the next tick, do not spin.
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(deadline) => {}
-                            _ = shutdown.changed() => return,
-                        }
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "block production failed; retrying after the block time");
-                    tokio::time::sleep(block_time).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "block production task panicked");
-                    return;
-                }
-            }
-        }
     }
 }

@@ -27,6 +27,8 @@ pub enum Command {
     Init(RunArgs),
     /// Print the effective configuration (flags > env > file > defaults) as TOML.
     Config(RunArgs),
+    /// Write a local network (one directory per node and a docker-compose.yml).
+    Testnet(crate::testnet::TestnetArgs),
     /// Print the version.
     Version,
 }
@@ -94,6 +96,36 @@ pub struct RunArgs {
     /// Log filter, e.g. info or metanode_execution=debug.
     #[arg(long = "log.level", env = "METANODE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Consensus network listen address.
+    #[arg(long = "consensus.addr", env = "METANODE_CONSENSUS_ADDR")]
+    pub consensus_addr: Option<IpAddr>,
+    /// Consensus network listen port (default 26656; a free port in dev mode).
+    #[arg(long = "consensus.port", env = "METANODE_CONSENSUS_PORT")]
+    pub consensus_port: Option<u16>,
+    /// Peers to keep connected to, comma-separated multiaddrs (/ip4/10.0.0.2/tcp/26656).
+    #[arg(long, env = "METANODE_BOOTNODES", value_delimiter = ',')]
+    pub bootnodes: Option<Vec<String>>,
+    /// Transaction gossip listen address.
+    #[arg(long = "p2p.addr", env = "METANODE_P2P_ADDR")]
+    pub p2p_addr: Option<IpAddr>,
+    /// Transaction gossip listen port (default 30303; a free port in dev mode).
+    #[arg(long = "p2p.port", env = "METANODE_P2P_PORT")]
+    pub p2p_port: Option<u16>,
+    /// Transaction gossip peers, comma-separated multiaddrs (/ip4/10.0.0.2/tcp/30303).
+    #[arg(long = "p2p.peers", env = "METANODE_P2P_PEERS", value_delimiter = ',')]
+    pub p2p_peers: Option<Vec<String>>,
+    /// Name shown to peers and in logs.
+    #[arg(long, env = "METANODE_MONIKER")]
+    pub moniker: Option<String>,
+    /// Prometheus metrics port (0 picks a free port).
+    #[arg(long = "metrics", env = "METANODE_METRICS")]
+    pub metrics_port: Option<u16>,
+    /// Prometheus metrics listen address.
+    #[arg(long = "metrics.addr", env = "METANODE_METRICS_ADDR")]
+    pub metrics_addr: Option<IpAddr>,
+    /// Do not serve metrics.
+    #[arg(long = "metrics.off", env = "METANODE_METRICS_OFF")]
+    pub metrics_off: bool,
 }
 
 /// Default data directory outside dev mode.
@@ -151,6 +183,29 @@ impl RunArgs {
         set!(c.txpool.max_per_sender, self.txpool_max_per_sender);
         set!(c.log.format, self.log_format);
         set!(c.log.level, self.log_level);
+        if self.consensus_addr.is_some() {
+            c.consensus.addr = self.consensus_addr;
+        }
+        set!(c.consensus.peers, self.bootnodes);
+        if self.consensus_port.is_some() {
+            c.consensus.port = self.consensus_port;
+        }
+        if self.p2p_addr.is_some() {
+            c.p2p.addr = self.p2p_addr;
+        }
+        if self.p2p_port.is_some() {
+            c.p2p.port = self.p2p_port;
+        }
+        set!(c.p2p.peers, self.p2p_peers);
+        if self.moniker.is_some() {
+            c.consensus.moniker = self.moniker.clone();
+        }
+        set!(c.metrics.port, self.metrics_port);
+        set!(c.metrics.addr, self.metrics_addr);
+        if self.metrics_off {
+            c.metrics.enabled = false;
+        }
+        c.consensus.timeouts()?;
         if self.archive {
             c.state.archive = true;
         }

@@ -23,7 +23,7 @@ pub enum Role {
 }
 
 /// Roles this build can run.
-pub const SUPPORTED_ROLES: &[Role] = &[Role::Validator];
+pub const SUPPORTED_ROLES: &[Role] = &[Role::Validator, Role::Blockchain];
 
 impl std::str::FromStr for Role {
     type Err = String;
@@ -163,6 +163,111 @@ impl Default for TxPoolConfig {
     }
 }
 
+/// `[consensus]` in config.toml: the validator network and Tendermint timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    /// Listen address of the consensus network; 0.0.0.0 when unset (127.0.0.1 in dev mode).
+    pub addr: Option<IpAddr>,
+    /// Listen port; 26656 when unset (a free port in dev mode).
+    pub port: Option<u16>,
+    /// Peers to stay connected to, as multiaddrs (`/ip4/10.0.0.2/tcp/26656`).
+    pub peers: Vec<String>,
+    /// Name shown to peers and in logs.
+    pub moniker: Option<String>,
+    /// Wait for a proposal in round 0 (e.g. "3s").
+    pub timeout_propose: String,
+    /// Added to the propose timeout per round.
+    pub timeout_propose_delta: String,
+    /// Wait for more prevotes after 2/3 of any.
+    pub timeout_prevote: String,
+    /// Added to the prevote timeout per round.
+    pub timeout_prevote_delta: String,
+    /// Wait for more precommits after 2/3 of any.
+    pub timeout_precommit: String,
+    /// Added to the precommit timeout per round.
+    pub timeout_precommit_delta: String,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            port: None,
+            peers: Vec::new(),
+            moniker: None,
+            timeout_propose: "3s".into(),
+            timeout_propose_delta: "500ms".into(),
+            timeout_prevote: "1s".into(),
+            timeout_prevote_delta: "500ms".into(),
+            timeout_precommit: "1s".into(),
+            timeout_precommit_delta: "500ms".into(),
+        }
+    }
+}
+
+/// The consensus timeouts, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Propose timeout and per-round delta.
+    pub propose: (Duration, Duration),
+    /// Prevote timeout and per-round delta.
+    pub prevote: (Duration, Duration),
+    /// Precommit timeout and per-round delta.
+    pub precommit: (Duration, Duration),
+}
+
+impl ConsensusConfig {
+    /// Parses the timeouts.
+    pub fn timeouts(&self) -> Result<Timeouts, ConfigError> {
+        let p = |key: &'static str, v: &str| parse_duration(v).map_err(|message| ConfigError::Value { key, message });
+        Ok(Timeouts {
+            propose: (
+                p("timeout-propose", &self.timeout_propose)?,
+                p("timeout-propose-delta", &self.timeout_propose_delta)?,
+            ),
+            prevote: (
+                p("timeout-prevote", &self.timeout_prevote)?,
+                p("timeout-prevote-delta", &self.timeout_prevote_delta)?,
+            ),
+            precommit: (
+                p("timeout-precommit", &self.timeout_precommit)?,
+                p("timeout-precommit-delta", &self.timeout_precommit_delta)?,
+            ),
+        })
+    }
+}
+
+/// `[p2p]` in config.toml: MetaNode's own libp2p network (transaction gossip).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// Listen address; 0.0.0.0 when unset (127.0.0.1 in dev mode).
+    pub addr: Option<IpAddr>,
+    /// Listen port; 30303 when unset (a free port in dev mode).
+    pub port: Option<u16>,
+    /// Peers to dial, as multiaddrs (`/ip4/10.0.0.2/tcp/30303`).
+    pub peers: Vec<String>,
+}
+
+/// `[metrics]` in config.toml: the Prometheus endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve metrics at all.
+    pub enabled: bool,
+    /// Listen address.
+    pub addr: IpAddr,
+    /// Listen port.
+    pub port: u16,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, addr: IpAddr::from([127, 0, 0, 1]), port: 9001 }
+    }
+}
+
 /// `[log]` in config.toml.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -205,6 +310,12 @@ pub struct Config {
     pub state: StateConfig,
     /// Pool limits.
     pub txpool: TxPoolConfig,
+    /// Consensus network and timeouts.
+    pub consensus: ConsensusConfig,
+    /// Transaction gossip network.
+    pub p2p: P2pConfig,
+    /// Prometheus endpoint.
+    pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -223,6 +334,9 @@ impl Default for Config {
             rpc: RpcConfig::default(),
             state: StateConfig::default(),
             txpool: TxPoolConfig::default(),
+            consensus: ConsensusConfig::default(),
+            p2p: P2pConfig::default(),
+            metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }

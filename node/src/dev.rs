@@ -4,7 +4,8 @@
 use alloy_genesis::{Genesis, GenesisAccount};
 use alloy_primitives::{Address, B256, U256};
 use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner};
-use metanode_primitives::DEFAULT_GAS_LIMIT;
+use metanode_consensus::ValidatorKey;
+use metanode_primitives::{GenesisValidator, DEFAULT_GAS_LIMIT};
 
 /// The public test mnemonic. Anything sent to its accounts on a real network is lost.
 pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -31,6 +32,24 @@ pub fn dev_genesis(chain_id: u64, accounts: &[Address]) -> Genesis {
         .map(|a| (*a, GenesisAccount { balance: U256::from(DEV_BALANCE_WEI), ..Default::default() }))
         .collect();
     genesis
+}
+
+/// A genesis validator entry for `key` with power 1.
+pub fn genesis_validator(key: &ValidatorKey, name: &str) -> GenesisValidator {
+    GenesisValidator {
+        public_key: B256::from(key.signing_key.verifying_key().to_bytes()),
+        power: 1,
+        name: Some(name.to_string()),
+    }
+}
+
+/// `genesis.json` text: the geth genesis plus MetaNode's top-level `validators` list.
+pub fn genesis_json(genesis: &Genesis, validators: &[GenesisValidator]) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(genesis)?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("validators".into(), serde_json::to_value(validators)?);
+    }
+    Ok(serde_json::to_string_pretty(&value)?)
 }
 
 /// The text printed when a dev chain starts.

@@ -3,8 +3,13 @@
 mod chain;
 mod cli;
 mod config;
+mod consensus_app;
 mod dev;
+mod gossip;
+mod keys;
+mod metrics;
 mod run;
+mod testnet;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -26,6 +31,7 @@ fn main() -> ExitCode {
             args.resolve().map_err(anyhow::Error::from).map(|c| print!("{}", c.to_toml()))
         }
         Some(cli::Command::Init(args)) => run::init(&args),
+        Some(cli::Command::Testnet(args)) => testnet::generate(&args),
         Some(cli::Command::Node(args)) => run::run(args),
         None => run::run(cli.run),
     };

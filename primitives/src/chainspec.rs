@@ -28,6 +28,24 @@ pub enum ChainSpecError {
     /// A base fee that does not fit the header's u64 field.
     #[error("genesis baseFeePerGas {0} does not fit in 64 bits")]
     BaseFeeTooLarge(u128),
+    /// The `validators` list is malformed.
+    #[error("genesis validators: {0}")]
+    Validators(String),
+}
+
+/// A member of the genesis validator set, as `genesis.json` lists it under
+/// the top-level `validators` key (geth ignores the key; MetaNode requires it
+/// outside dev mode).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// The ed25519 public key, 32 bytes.
+    pub public_key: B256,
+    /// Voting power; the set decides with more than 2/3 of the total.
+    pub power: u64,
+    /// A name for logs and dashboards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A validated genesis and the parameters derived from it.
@@ -41,6 +59,8 @@ pub struct ChainSpec {
     pub initial_base_fee: u64,
     /// EIP-1559 elasticity and change denominator.
     pub base_fee_params: BaseFeeParams,
+    /// The validator set at genesis (empty when the genesis names none).
+    pub validators: Vec<GenesisValidator>,
 }
 
 impl ChainSpec {
@@ -57,7 +77,13 @@ impl ChainSpec {
             Some(fee) => u64::try_from(fee).map_err(|_| ChainSpecError::BaseFeeTooLarge(fee))?,
             None => INITIAL_BASE_FEE,
         };
-        Ok(Self { genesis, chain_id, initial_base_fee, base_fee_params: BaseFeeParams::ethereum() })
+        Ok(Self {
+            genesis,
+            chain_id,
+            initial_base_fee,
+            base_fee_params: BaseFeeParams::ethereum(),
+            validators: Vec::new(),
+        })
     }
 
     /// Parses and validates a `genesis.json` text. A missing `config.chainId`
@@ -67,7 +93,14 @@ impl ChainSpec {
         if value.pointer("/config/chainId").is_none() {
             return Err(ChainSpecError::MissingChainId);
         }
-        Self::from_genesis(serde_json::from_value(value)?)
+        let validators = match value.get("validators") {
+            None => Vec::new(),
+            Some(list) => serde_json::from_value::<Vec<GenesisValidator>>(list.clone())
+                .map_err(|e| ChainSpecError::Validators(e.to_string()))?,
+        };
+        let mut spec = Self::from_genesis(serde_json::from_value(value)?)?;
+        spec.validators = validators;
+        Ok(spec)
     }
 
     /// A header with every post-merge field a Prague block carries set to
@@ -141,6 +174,19 @@ mod tests {
             ChainSpec::from_json(r#"{"config":{"chainId":5},"gasLimit":"0x10","alloc":{}}"#),
             Err(ChainSpecError::GasLimitTooLow(16))
         ));
+    }
+
+    #[test]
+    fn reads_the_validator_set() {
+        let key = "0x".to_string() + &"ab".repeat(32);
+        let json = format!(
+            r#"{{"config":{{"chainId":5}},"gasLimit":"0x1c9c380","validators":[{{"publicKey":"{key}","power":10,"name":"v0"}}]}}"#
+        );
+        let spec = ChainSpec::from_json(&json).unwrap();
+        assert_eq!(spec.validators.len(), 1);
+        assert_eq!(spec.validators[0].power, 10);
+        let bad = json.replace("\"power\":10", "\"power\":\"ten\"");
+        assert!(matches!(ChainSpec::from_json(&bad), Err(ChainSpecError::Validators(_))));
     }
 
     #[test]

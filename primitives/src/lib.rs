@@ -6,10 +6,12 @@
 
 mod block;
 mod chainspec;
+mod commit;
 mod recover;
 
 pub use block::{Block, BlockBody, SealedBlock};
-pub use chainspec::{ChainSpec, ChainSpecError, DEFAULT_CHAIN_ID, DEFAULT_GAS_LIMIT};
+pub use chainspec::{ChainSpec, ChainSpecError, GenesisValidator, DEFAULT_CHAIN_ID, DEFAULT_GAS_LIMIT};
+pub use commit::{CommitCertificate, CommitSignature};
 pub use recover::{recover_sender, recover_senders, RecoveredTx, SignatureError};
 
 pub use alloy_consensus::{Header, Receipt, ReceiptEnvelope, TxEnvelope, TxType};

@@ -1,12 +1,15 @@
 //! Starting the HTTP+WebSocket server on the RPC port and the WebSocket-only
 //! server, with `GET /health` and `GET /status` answered beside JSON-RPC.
 
-use crate::{api::EthApi, pubsub::HexIdProvider};
+use crate::{api::EthApi, error::internal, pubsub::HexIdProvider};
+use alloy_rpc_types_eth::BlockNumberOrTag;
+use jsonrpsee::core::RpcResult;
 use jsonrpsee::{
     core::BoxError,
     server::{HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle},
     Methods, RpcModule,
 };
+use metanode_primitives::CommitCertificate;
 use serde_json::json;
 use std::{
     future::Future,
@@ -59,6 +62,11 @@ pub fn build_module(api: Arc<EthApi>) -> Result<RpcModule<Arc<EthApi>>, jsonrpse
     crate::eth::register(&mut module)?;
     crate::pubsub::register(&mut module)?;
     module.register_method("metanode_status", |_, api, _| status_json(api))?;
+    module.register_method("metanode_getCommit", |p, api, _| -> RpcResult<Option<CommitCertificate>> {
+        let tag: BlockNumberOrTag = p.sequence().next()?;
+        let n = api.resolve_number(tag)?;
+        api.db.commit_certificate(n).map_err(internal)
+    })?;
     Ok(module)
 }
 

@@ -4,16 +4,26 @@ use crate::{
     db::ChainDb,
     error::StorageError,
     keys::{
-        decode_u64, num_key, CF_BODIES, CF_CANONICAL, CF_HASH_TO_NUMBER, CF_HEADERS, CF_RECEIPTS, CF_SENDERS,
-        CF_TX_INDEX,
+        decode_u64, num_key, CF_BODIES, CF_CANONICAL, CF_COMMITS, CF_HASH_TO_NUMBER, CF_HEADERS, CF_RECEIPTS,
+        CF_SENDERS, CF_TX_INDEX,
     },
 };
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Address, B256};
 use alloy_rlp::Decodable;
-use metanode_primitives::SealedBlock;
+use metanode_primitives::{CommitCertificate, SealedBlock};
 
 impl ChainDb {
+    /// The commit certificate of block `number`, if it was finalized by consensus.
+    pub fn commit_certificate(&self, number: u64) -> Result<Option<CommitCertificate>, StorageError> {
+        match self.db.get_pinned_cf(self.cf(CF_COMMITS), num_key(number))? {
+            Some(raw) => Ok(Some(
+                CommitCertificate::decode(&mut &raw[..]).map_err(|e| StorageError::corrupt("commit certificate", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The header of canonical block `number`.
     pub fn header(&self, number: u64) -> Result<Option<Header>, StorageError> {
         match self.db.get_pinned_cf(self.cf(CF_HEADERS), num_key(number))? {

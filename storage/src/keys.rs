@@ -19,6 +19,7 @@ pub(crate) const CF_STORAGE_TRIE: &str = "storage_trie";
 pub(crate) const CF_ACCOUNT_HISTORY: &str = "account_history";
 pub(crate) const CF_STORAGE_HISTORY: &str = "storage_history";
 pub(crate) const CF_CHANGESETS: &str = "changesets";
+pub(crate) const CF_COMMITS: &str = "commits";
 
 pub(crate) const ALL_CFS: &[&str] = &[
     CF_META,
@@ -37,6 +38,7 @@ pub(crate) const ALL_CFS: &[&str] = &[
     CF_ACCOUNT_HISTORY,
     CF_STORAGE_HISTORY,
     CF_CHANGESETS,
+    CF_COMMITS,
 ];
 
 pub(crate) const META_SCHEMA: &[u8] = b"schema";

@@ -10,7 +10,7 @@ use crate::{
 use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_rlp::Encodable;
-use metanode_primitives::SealedBlock;
+use metanode_primitives::{CommitCertificate, SealedBlock};
 use rocksdb::{WriteBatch, WriteOptions};
 
 /// A trie node to write (`Some(rlp)`) or delete (`None`) at a nibble path.
@@ -72,6 +72,9 @@ pub struct BlockWrite<'a> {
     pub state: &'a StateDiff,
     /// Its trie node changes.
     pub trie: &'a TrieWrites,
+    /// The commit certificate that finalized it (none for genesis, or for a
+    /// block committed without consensus in tests and benchmarks).
+    pub commit: Option<&'a CommitCertificate>,
 }
 
 impl ChainDb {
@@ -150,6 +153,9 @@ impl ChainDb {
             loc[..8].copy_from_slice(&key);
             loc[8..].copy_from_slice(&(i as u32).to_be_bytes());
             batch.put_cf(self.cf(CF_TX_INDEX), tx.tx_hash(), loc);
+        }
+        if let Some(commit) = w.commit {
+            batch.put_cf(self.cf(CF_COMMITS), key, alloy_rlp::encode(commit));
         }
     }
 
@@ -247,7 +253,7 @@ mod tests {
                 codes: vec![],
             };
             let b = block(n);
-            db.commit_block(BlockWrite { block: &b, receipts: &[], state: &diff, trie: &trie }).unwrap();
+            db.commit_block(BlockWrite { block: &b, receipts: &[], state: &diff, trie: &trie, commit: None }).unwrap();
             prev = Some(account(n * 10));
         }
         // Head 9, window 3: blocks 6..=9 readable.
@@ -266,7 +272,7 @@ mod tests {
     /// Hands `commit` a write of `b` that changes no state.
     fn with_empty_write<R>(b: &SealedBlock, commit: impl FnOnce(BlockWrite<'_>) -> R) -> R {
         let (diff, trie) = (StateDiff::default(), TrieWrites::default());
-        commit(BlockWrite { block: b, receipts: &[], state: &diff, trie: &trie })
+        commit(BlockWrite { block: b, receipts: &[], state: &diff, trie: &trie, commit: None })
     }
 
     #[test]

@@ -74,6 +74,7 @@ class Node:
                     "--datadir", str(self.datadir),
                     "--http.port", "0",
                     "--ws.port", "0",
+                    "--metrics", "0",
                     "--block-time", "200ms",
                 ],
                 stdin=subprocess.DEVNULL,

@@ -34,13 +34,24 @@ impl TestNode {
     /// Starts `metanode-node --dev` on `datadir` with extra arguments.
     pub fn start(datadir: &Path, extra: &[&str]) -> TestNode {
         let mut cmd = Command::new(binary());
-        cmd.args(["--dev", "--http.port", "0", "--ws.port", "0", "--block-time", "200ms", "--datadir"])
-            .arg(datadir)
-            .args(extra)
-            .env_remove("METANODE_ROLE")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--dev",
+            "--http.port",
+            "0",
+            "--ws.port",
+            "0",
+            "--metrics",
+            "0",
+            "--block-time",
+            "200ms",
+            "--datadir",
+        ])
+        .arg(datadir)
+        .args(extra)
+        .env_remove("METANODE_ROLE")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn metanode-node");
         let stdout = child.stdout.take().expect("stdout piped");
         let (tx, rx) = mpsc::channel();
@@ -70,6 +81,43 @@ impl TestNode {
             datadir: datadir.to_path_buf(),
             stdout_lines: rx,
         }
+    }
+
+    /// Starts `metanode-node --datadir <dir>` as the node's own config.toml
+    /// describes it (a `testnet` directory), and waits until `http_url` answers.
+    pub fn start_configured(datadir: &Path, http_url: &str, extra: &[&str]) -> TestNode {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--datadir")
+            .arg(datadir)
+            .args(extra)
+            .env_remove("METANODE_ROLE")
+            .env("RUST_LOG", std::env::var("METANODE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn metanode-node");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let node = TestNode {
+            child,
+            http_url: http_url.to_string(),
+            ws_url: String::new(),
+            datadir: datadir.to_path_buf(),
+            stdout_lines: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = http_url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "node in {} did not open {http_url}", datadir.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        node
     }
 
     /// Sends a signal and waits for the process to exit.

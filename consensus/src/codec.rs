@@ -1,0 +1,528 @@
+//! [`MetaCodec`]: the one codec Malachite uses for the network, the WAL and
+//! value sync. Every type goes through the [`Wire`] format, so what a node
+//! writes to its WAL is byte-for-byte what it would send a peer.
+
+use crate::{
+    wire::{get_list, put_list, Reader, Wire, WireError, Writer},
+    BlockValue, Height, MetaContext, Proposal, ProposalFin, ProposalInit, ProposalPart, Signature, ValidatorAddress,
+    Vote,
+};
+use alloy_primitives::{Address, B256};
+use bytes::Bytes;
+use malachitebft_app_channel::app::{
+    consensus::LivenessMsg,
+    streaming::{StreamContent, StreamId, StreamMessage},
+    types::{
+        codec::{Codec, HasEncodedLen},
+        core::{
+            CommitCertificate, CommitSignature, ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal,
+            PolkaCertificate, PolkaSignature, Round, RoundCertificate, RoundCertificateType, RoundSignature,
+            SignedMessage, ValidatorProof, Validity, VoteType,
+        },
+        sync::{RawDecidedValue, Request, Response, Status},
+        PeerId, ProposedValue, SignedConsensusMsg,
+    },
+};
+use malachitebft_sync::{ValueRequest, ValueResponse};
+
+/// Encodes and decodes every message consensus sends, stores or syncs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MetaCodec;
+
+impl<T: Wire + Send + Sync + 'static> Codec<T> for MetaCodec {
+    type Error = WireError;
+
+    fn decode(&self, bytes: Bytes) -> Result<T, WireError> {
+        crate::wire::decode(&bytes)
+    }
+
+    fn encode(&self, msg: &T) -> Result<Bytes, WireError> {
+        Ok(Bytes::from(crate::wire::encode(msg)))
+    }
+}
+
+impl HasEncodedLen<Response<MetaContext>> for MetaCodec {
+    fn encoded_len(&self, msg: &Response<MetaContext>) -> Result<usize, WireError> {
+        Ok(crate::wire::encode(msg).len())
+    }
+}
+
+/// Reads an enum tag, or fails naming the enum.
+fn tag_error<T>(what: &'static str, tag: u8) -> Result<T, WireError> {
+    Err(WireError::UnknownTag { what, tag })
+}
+
+impl Wire for Height {
+    fn put(&self, w: &mut Writer) {
+        w.u64(self.0);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Height(r.u64()?))
+    }
+}
+
+impl Wire for Round {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            Round::Nil => w.u8(0),
+            Round::Some(n) => {
+                w.u8(1);
+                w.u32(*n);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(Round::Nil),
+            1 => Ok(Round::Some(r.u32()?)),
+            tag => tag_error("round", tag),
+        }
+    }
+}
+
+impl Wire for ValidatorAddress {
+    fn put(&self, w: &mut Writer) {
+        self.0.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(ValidatorAddress(Address::get(r)?))
+    }
+}
+
+impl Wire for BlockValue {
+    fn put(&self, w: &mut Writer) {
+        self.0.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(BlockValue(B256::get(r)?))
+    }
+}
+
+impl Wire for Signature {
+    fn put(&self, w: &mut Writer) {
+        w.fixed(&self.0.to_bytes());
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Signature(ed25519_dalek::Signature::from_bytes(&r.array::<64>()?)))
+    }
+}
+
+impl Wire for NilOrVal<B256> {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            NilOrVal::Nil => w.u8(0),
+            NilOrVal::Val(id) => {
+                w.u8(1);
+                id.put(w);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(NilOrVal::Nil),
+            1 => Ok(NilOrVal::Val(B256::get(r)?)),
+            tag => tag_error("nil-or-value", tag),
+        }
+    }
+}
+
+impl Wire for VoteType {
+    fn put(&self, w: &mut Writer) {
+        w.u8(match self {
+            VoteType::Prevote => 1,
+            VoteType::Precommit => 2,
+        });
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            1 => Ok(VoteType::Prevote),
+            2 => Ok(VoteType::Precommit),
+            tag => tag_error("vote type", tag),
+        }
+    }
+}
+
+impl<M: Wire> Wire for SignedMessage<MetaContext, M> {
+    fn put(&self, w: &mut Writer) {
+        self.message.put(w);
+        self.signature.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let message = M::get(r)?;
+        Ok(SignedMessage::new(message, Signature::get(r)?))
+    }
+}
+
+impl Wire for Vote {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        self.value.put(w);
+        self.vote_type.put(w);
+        self.validator.put(w);
+        self.extension.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Vote {
+            height: Height::get(r)?,
+            round: Round::get(r)?,
+            value: NilOrVal::get(r)?,
+            vote_type: VoteType::get(r)?,
+            validator: ValidatorAddress::get(r)?,
+            extension: Option::get(r)?,
+        })
+    }
+}
+
+impl Wire for Proposal {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        self.value.put(w);
+        self.pol_round.put(w);
+        self.proposer.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Proposal {
+            height: Height::get(r)?,
+            round: Round::get(r)?,
+            value: BlockValue::get(r)?,
+            pol_round: Round::get(r)?,
+            proposer: ValidatorAddress::get(r)?,
+        })
+    }
+}
+
+impl Wire for ProposalPart {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            ProposalPart::Init(init) => {
+                w.u8(0);
+                init.height.put(w);
+                init.round.put(w);
+                init.pol_round.put(w);
+                init.proposer.put(w);
+            }
+            ProposalPart::Data(data) => {
+                w.u8(1);
+                w.bytes(data);
+            }
+            ProposalPart::Fin(fin) => {
+                w.u8(2);
+                fin.signature.put(w);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(ProposalPart::Init(ProposalInit {
+                height: Height::get(r)?,
+                round: Round::get(r)?,
+                pol_round: Round::get(r)?,
+                proposer: ValidatorAddress::get(r)?,
+            })),
+            1 => Ok(ProposalPart::Data(r.bytes()?.to_vec())),
+            2 => Ok(ProposalPart::Fin(ProposalFin { signature: Signature::get(r)? })),
+            tag => tag_error("proposal part", tag),
+        }
+    }
+}
+
+impl Wire for StreamMessage<ProposalPart> {
+    fn put(&self, w: &mut Writer) {
+        self.stream_id.to_bytes().put(w);
+        w.u64(self.sequence);
+        match &self.content {
+            StreamContent::Data(part) => {
+                w.u8(0);
+                part.put(w);
+            }
+            StreamContent::Fin => w.u8(1),
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let stream_id = StreamId::new(Bytes::get(r)?);
+        let sequence = r.u64()?;
+        let content = match r.u8()? {
+            0 => StreamContent::Data(ProposalPart::get(r)?),
+            1 => StreamContent::Fin,
+            tag => return tag_error("stream content", tag),
+        };
+        Ok(StreamMessage::new(stream_id, sequence, content))
+    }
+}
+
+impl Wire for SignedConsensusMsg<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            SignedConsensusMsg::Vote(v) => {
+                w.u8(0);
+                v.put(w);
+            }
+            SignedConsensusMsg::Proposal(p) => {
+                w.u8(1);
+                p.put(w);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(SignedConsensusMsg::Vote(SignedMessage::get(r)?)),
+            1 => Ok(SignedConsensusMsg::Proposal(SignedMessage::get(r)?)),
+            tag => tag_error("consensus message", tag),
+        }
+    }
+}
+
+impl Wire for PolkaSignature<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.address.put(w);
+        self.signature.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(PolkaSignature { address: ValidatorAddress::get(r)?, signature: Signature::get(r)? })
+    }
+}
+
+impl Wire for PolkaCertificate<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        self.value_id.put(w);
+        put_list(&self.polka_signatures, w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(PolkaCertificate {
+            height: Height::get(r)?,
+            round: Round::get(r)?,
+            value_id: B256::get(r)?,
+            polka_signatures: get_list(r)?,
+        })
+    }
+}
+
+impl Wire for RoundSignature<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.vote_type.put(w);
+        self.value_id.put(w);
+        self.address.put(w);
+        self.signature.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(RoundSignature {
+            vote_type: VoteType::get(r)?,
+            value_id: NilOrVal::get(r)?,
+            address: ValidatorAddress::get(r)?,
+            signature: Signature::get(r)?,
+        })
+    }
+}
+
+impl Wire for RoundCertificate<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        w.u8(match self.cert_type {
+            RoundCertificateType::Skip => 0,
+            RoundCertificateType::Precommit => 1,
+        });
+        put_list(&self.round_signatures, w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let height = Height::get(r)?;
+        let round = Round::get(r)?;
+        let cert_type = match r.u8()? {
+            0 => RoundCertificateType::Skip,
+            1 => RoundCertificateType::Precommit,
+            tag => return tag_error("round certificate type", tag),
+        };
+        Ok(RoundCertificate { height, round, cert_type, round_signatures: get_list(r)? })
+    }
+}
+
+impl Wire for LivenessMsg<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            LivenessMsg::Vote(v) => {
+                w.u8(0);
+                v.put(w);
+            }
+            LivenessMsg::PolkaCertificate(c) => {
+                w.u8(1);
+                c.put(w);
+            }
+            LivenessMsg::SkipRoundCertificate(c) => {
+                w.u8(2);
+                c.put(w);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(LivenessMsg::Vote(SignedMessage::get(r)?)),
+            1 => Ok(LivenessMsg::PolkaCertificate(PolkaCertificate::get(r)?)),
+            2 => Ok(LivenessMsg::SkipRoundCertificate(RoundCertificate::get(r)?)),
+            tag => tag_error("liveness message", tag),
+        }
+    }
+}
+
+impl Wire for Validity {
+    fn put(&self, w: &mut Writer) {
+        w.u8(u8::from(self.is_valid()));
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(Validity::Invalid),
+            1 => Ok(Validity::Valid),
+            tag => tag_error("validity", tag),
+        }
+    }
+}
+
+impl Wire for ProposedValue<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        self.valid_round.put(w);
+        self.proposer.put(w);
+        self.value.put(w);
+        self.validity.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(ProposedValue {
+            height: Height::get(r)?,
+            round: Round::get(r)?,
+            valid_round: Round::get(r)?,
+            proposer: ValidatorAddress::get(r)?,
+            value: BlockValue::get(r)?,
+            validity: Validity::get(r)?,
+        })
+    }
+}
+
+impl Wire for ValidatorProof<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        w.bytes(&self.public_key);
+        w.bytes(&self.peer_id);
+        self.signature.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(ValidatorProof { public_key: Vec::get(r)?, peer_id: Vec::get(r)?, signature: Signature::get(r)? })
+    }
+}
+
+impl Wire for CommitSignature<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.address.put(w);
+        self.signature.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(CommitSignature { address: ValidatorAddress::get(r)?, signature: Signature::get(r)? })
+    }
+}
+
+/// The certificate stored beside each decided block.
+impl Wire for CommitCertificate<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        self.value_id.put(w);
+        put_list(&self.commit_signatures, w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(CommitCertificate {
+            height: Height::get(r)?,
+            round: Round::get(r)?,
+            value_id: B256::get(r)?,
+            commit_signatures: get_list(r)?,
+        })
+    }
+}
+
+impl Wire for ExtendedCommitSignature<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.address.put(w);
+        self.signature.put(w);
+        self.extension.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(ExtendedCommitSignature {
+            address: ValidatorAddress::get(r)?,
+            signature: Signature::get(r)?,
+            extension: Option::get(r)?,
+        })
+    }
+}
+
+impl Wire for ExtendedCommitCertificate<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.height.put(w);
+        self.round.put(w);
+        self.value_id.put(w);
+        put_list(&self.commit_signatures, w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(ExtendedCommitCertificate {
+            height: Height::get(r)?,
+            round: Round::get(r)?,
+            value_id: B256::get(r)?,
+            commit_signatures: get_list(r)?,
+        })
+    }
+}
+
+impl Wire for PeerId {
+    fn put(&self, w: &mut Writer) {
+        w.bytes(&self.to_bytes());
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        PeerId::from_bytes(r.bytes()?).map_err(|_| WireError::Invalid("peer id"))
+    }
+}
+
+impl Wire for Status<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.peer_id.put(w);
+        self.tip_height.put(w);
+        self.history_min_height.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Status { peer_id: PeerId::get(r)?, tip_height: Height::get(r)?, history_min_height: Height::get(r)? })
+    }
+}
+
+impl Wire for Request<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        let Request::ValueRequest(req) = self;
+        req.range.start().put(w);
+        req.range.end().put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let start = Height::get(r)?;
+        let end = Height::get(r)?;
+        Ok(Request::ValueRequest(ValueRequest::new(start..=end)))
+    }
+}
+
+impl Wire for RawDecidedValue<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        self.value_bytes.put(w);
+        self.certificate.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(RawDecidedValue { value_bytes: Bytes::get(r)?, certificate: ExtendedCommitCertificate::get(r)? })
+    }
+}
+
+impl Wire for Response<MetaContext> {
+    fn put(&self, w: &mut Writer) {
+        let Response::ValueResponse(resp) = self;
+        resp.start_height.put(w);
+        put_list(&resp.values, w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let start_height = Height::get(r)?;
+        Ok(Response::ValueResponse(ValueResponse { start_height, values: get_list(r)? }))
+    }
+}

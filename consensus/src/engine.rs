@@ -1,0 +1,239 @@
+//! Starting Malachite's engine (network, WAL, consensus and sync actors) for
+//! one node, and the host task that answers it.
+
+use crate::{
+    app::Application,
+    codec::MetaCodec,
+    guard::GuardedSigner,
+    host::{Host, HostConfig},
+    metrics::ConsensusMetrics,
+    Ed25519, MetaContext, SignatureVerifier, ValidatorAddress, ValidatorKey, ValidatorSet, ValidatorSigner,
+};
+use malachitebft_app_channel::{
+    app::{
+        config::{
+            ConsensusConfig, DiscoveryConfig, NodeConfig, P2pConfig, ProtocolNames, PubSubProtocol, ValuePayload,
+            ValueSyncConfig,
+        },
+        events::RxEvent,
+        net::Multiaddr,
+        types::{codec::Codec, core::LinearTimeouts, core::SigningScheme, Keypair},
+    },
+    ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
+};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A listen or peer address that is not a multiaddr.
+    #[error("bad network address '{0}': {1}")]
+    Address(String, String),
+    /// The validator proof could not be made.
+    #[error("cannot sign the validator proof: {0}")]
+    Proof(String),
+    /// Malachite refused to start.
+    #[error("consensus engine failed to start: {0}")]
+    Start(String),
+}
+
+/// Everything one node's consensus needs.
+pub struct EngineConfig {
+    /// A name for logs and peers.
+    pub moniker: String,
+    /// The chain id signatures are bound to.
+    pub chain_id: u64,
+    /// A digest of the genesis (block hash, chain id, validator set): part of
+    /// every protocol name, so nodes of different chains cannot talk.
+    pub network_id: String,
+    /// The validator set.
+    pub validators: ValidatorSet,
+    /// This node's validator key; `None` runs a full node that follows and never votes.
+    pub validator_key: Option<ValidatorKey>,
+    /// The libp2p identity key (ed25519 seed).
+    pub node_key: ValidatorKey,
+    /// Where to listen, e.g. `/ip4/0.0.0.0/tcp/26656`.
+    pub listen: String,
+    /// Peers to stay connected to.
+    pub peers: Vec<String>,
+    /// The write-ahead log file.
+    pub wal_path: PathBuf,
+    /// The double-sign guard's state file (validators only).
+    pub signer_state_path: PathBuf,
+    /// Propose, prevote and precommit timeouts with their per-round growth.
+    pub timeouts: LinearTimeouts,
+    /// The shortest time between blocks; `None` finalizes as soon as decided.
+    pub target_time: Option<Duration>,
+}
+
+/// A running consensus engine.
+pub struct ConsensusHandle {
+    /// Counters and gauges for the metrics endpoint.
+    pub metrics: Arc<ConsensusMetrics>,
+    /// The validator address (or the full node's network address).
+    pub address: ValidatorAddress,
+    engine: EngineHandle,
+    host: tokio::task::JoinHandle<()>,
+    events: tokio::task::JoinHandle<()>,
+}
+
+impl ConsensusHandle {
+    /// Stops the engine and waits for its actors to exit.
+    pub async fn stop(self) {
+        self.engine.actor.stop(None);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.handle).await;
+        self.host.abort();
+        self.events.abort();
+    }
+}
+
+/// Malachite's view of our configuration.
+#[derive(Clone, Debug)]
+struct NodeSettings {
+    moniker: String,
+    consensus: ConsensusConfig,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for NodeSettings {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+fn multiaddr(s: &str) -> Result<Multiaddr, EngineError> {
+    s.parse::<Multiaddr>().map_err(|e| EngineError::Address(s.to_string(), e.to_string()))
+}
+
+/// Protocol names carrying the network id.
+fn protocol_names(network_id: &str) -> ProtocolNames {
+    let d = ProtocolNames::default();
+    let tag = |name: String| format!("/metanode/{network_id}{name}");
+    ProtocolNames {
+        consensus: tag(d.consensus),
+        discovery_kad: tag(d.discovery_kad),
+        discovery_regres: tag(d.discovery_regres),
+        sync: tag(d.sync),
+        validator_proof: tag(d.validator_proof),
+    }
+}
+
+/// Starts the engine and the host for `app`.
+pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<ConsensusHandle, EngineError> {
+    let keypair = Keypair::ed25519_from_bytes(config.node_key.signing_key.to_bytes())
+        .map_err(|e| EngineError::Start(format!("node key: {e}")))?;
+    let listen_addr = multiaddr(&config.listen)?;
+    for file in [&config.wal_path, &config.signer_state_path] {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::Start(format!("cannot create {}: {e}", dir.display())))?;
+        }
+    }
+    let persistent_peers = config.peers.iter().map(|p| multiaddr(p)).collect::<Result<Vec<_>, _>>()?;
+    let settings = NodeSettings {
+        moniker: config.moniker.clone(),
+        consensus: ConsensusConfig {
+            value_payload: ValuePayload::ProposalAndParts,
+            queue_capacity: 100,
+            p2p: P2pConfig {
+                listen_addr,
+                persistent_peers,
+                discovery: DiscoveryConfig { enabled: false, ..Default::default() },
+                protocol: PubSubProtocol::default(),
+                protocol_names: protocol_names(&config.network_id),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        value_sync: ValueSyncConfig {
+            enabled: true,
+            status_update_interval: Duration::from_secs(1),
+            batch_size: 50,
+            parallel_requests: 4,
+            ..Default::default()
+        },
+    };
+
+    let verifier = SignatureVerifier::new(config.chain_id);
+    let signer =
+        config.validator_key.as_ref().map(|k| Arc::new(ValidatorSigner::new(k.signing_key.clone(), config.chain_id)));
+    let (consensus_ctx, identity, address) = match &config.validator_key {
+        Some(key) => {
+            let address = key.address();
+            let engine_signer = GuardedSigner::open(
+                ValidatorSigner::new(key.signing_key.clone(), config.chain_id),
+                config.chain_id,
+                &config.signer_state_path,
+            )
+            .map_err(|e| EngineError::Start(e.to_string()))?;
+            let public_key = Ed25519::encode_public_key(&key.signing_key.verifying_key());
+            let proof = engine_signer
+                .sign_validator_proof(public_key, keypair.public().to_peer_id().to_bytes())
+                .await
+                .map_err(|e| EngineError::Proof(format!("{e:?}")))?;
+            let proof_bytes = MetaCodec.encode(&proof).map_err(|e| EngineError::Proof(e.to_string()))?;
+            let identity =
+                NetworkIdentity::new_validator(config.moniker.clone(), keypair, address.to_string(), proof_bytes);
+            (ConsensusContext::new_validator(address, Box::new(verifier), Box::new(engine_signer)), identity, address)
+        }
+        None => {
+            let address = config.node_key.address();
+            let identity = NetworkIdentity::new(config.moniker.clone(), keypair, None);
+            (ConsensusContext::new_full_node(address, Box::new(verifier)), identity, address)
+        }
+    };
+
+    let (channels, engine) = malachitebft_app_channel::start_engine(
+        MetaContext,
+        settings,
+        WalContext::new(config.wal_path.clone(), MetaCodec),
+        NetworkContext::new(identity, MetaCodec),
+        consensus_ctx,
+        SyncContext::new(MetaCodec),
+        RequestContext::new(100),
+    )
+    .await
+    .map_err(|e| EngineError::Start(format!("{e:#}")))?;
+
+    let metrics = Arc::new(ConsensusMetrics::default());
+    metrics.set_validators(config.validators.validators().len(), 0);
+    let events = tokio::spawn(watch_events(channels.events.subscribe(), metrics.clone()));
+    let host_config = HostConfig {
+        chain_id: config.chain_id,
+        validators: config.validators,
+        signer,
+        timeouts: config.timeouts,
+        target_time: config.target_time,
+    };
+    let host = tokio::spawn(Host::new(app, host_config, metrics.clone()).run(channels));
+    Ok(ConsensusHandle { metrics, address, engine, host, events })
+}
+
+/// Follows the engine's events for the log and the metrics.
+async fn watch_events(mut events: RxEvent<MetaContext>, metrics: Arc<ConsensusMetrics>) {
+    use malachitebft_app_channel::app::engine::util::events::Event;
+    let _ = &metrics;
+    loop {
+        match events.recv().await {
+            Ok(Event::WalReplayBegin(height, count)) => {
+                tracing::info!(%height, entries = count, "replaying the consensus WAL")
+            }
+            Ok(Event::WalReplayError(e)) => tracing::error!(error = %e, "consensus WAL replay failed"),
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

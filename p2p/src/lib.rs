@@ -1,0 +1,221 @@
+//! MetaNode's own libp2p swarm (TCP + noise + yamux), separate from the
+//! consensus network Malachite runs: transaction gossip, so a transaction
+//! sent to any node reaches the proposers.
+//!
+//! Gossipsub carries one transaction per message on a topic named after the
+//! network id (nodes of different chains never share a topic). Message ids
+//! are the hash of the content, so a transaction is forwarded once however
+//! many peers send it; each one is validated by the caller (the pool) before
+//! it is forwarded, and a peer whose messages are rejected loses score until
+//! gossipsub stops talking to it.
+
+use futures::StreamExt;
+use libp2p::{
+    gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode},
+    identify, identity, noise,
+    swarm::{NetworkBehaviour, SwarmEvent},
+    tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
+};
+use std::{
+    collections::{HashMap, HashSet},
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::sync::mpsc;
+
+/// Why the swarm did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    /// A listen or peer address that is not a multiaddr.
+    #[error("bad address '{0}': {1}")]
+    Address(String, String),
+    /// libp2p refused the configuration.
+    #[error("p2p: {0}")]
+    Setup(String),
+}
+
+/// What the receiver of a gossiped transaction decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// New and valid: forward it.
+    Accept,
+    /// Already known or no longer useful: do not forward, do not blame the sender.
+    Ignore,
+    /// Malformed or invalid: do not forward, penalise the sender.
+    Reject,
+}
+
+/// Settings of the swarm.
+pub struct GossipConfig {
+    /// Listen address, e.g. `/ip4/0.0.0.0/tcp/30303`.
+    pub listen: String,
+    /// Peers to dial at start and after they drop.
+    pub peers: Vec<String>,
+    /// Names the topic; nodes of other chains use another.
+    pub network_id: String,
+    /// The node's ed25519 identity seed.
+    pub node_key: [u8; 32],
+    /// Largest message accepted or sent.
+    pub max_message_bytes: usize,
+}
+
+/// A running gossip swarm.
+pub struct TxGossip {
+    outbound: mpsc::Sender<Vec<u8>>,
+    peers: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TxGossip {
+    /// Publishes an encoded transaction; drops it (with a log line) when the
+    /// swarm is too far behind, because the pool still holds it.
+    pub fn publish(&self, tx: Vec<u8>) {
+        if self.outbound.try_send(tx).is_err() {
+            tracing::debug!("transaction gossip queue full; not forwarding a transaction");
+        }
+    }
+
+    /// Peers currently connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+
+    /// Stops the swarm.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    identify: identify::Behaviour,
+}
+
+fn multiaddr(s: &str) -> Result<Multiaddr, P2pError> {
+    s.parse().map_err(|e: libp2p::multiaddr::Error| P2pError::Address(s.to_string(), e.to_string()))
+}
+
+/// Starts the swarm. `on_tx` judges every transaction a peer sends.
+pub fn start(
+    config: GossipConfig,
+    on_tx: impl Fn(&[u8]) -> Verdict + Send + Sync + 'static,
+) -> Result<TxGossip, P2pError> {
+    let listen = multiaddr(&config.listen)?;
+    let peers = config.peers.iter().map(|p| multiaddr(p)).collect::<Result<Vec<_>, _>>()?;
+    let keypair = identity::Keypair::ed25519_from_bytes(config.node_key).map_err(|e| P2pError::Setup(e.to_string()))?;
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(config.max_message_bytes)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(Duration::from_millis(500))
+        .message_id_fn(|m: &gossipsub::Message| {
+            let mut h = DefaultHasher::new();
+            m.data.hash(&mut h);
+            gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
+        })
+        .build()
+        .map_err(|e| P2pError::Setup(e.to_string()))?;
+    let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| P2pError::Setup(e.to_string()))?
+        .with_dns()
+        .map_err(|e| P2pError::Setup(e.to_string()))?
+        .with_behaviour(|key| {
+            let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+            let identify = identify::Behaviour::new(identify::Config::new("/metanode/1".into(), key.public()));
+            Ok(Behaviour { gossipsub, identify })
+        })
+        .map_err(|e| P2pError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let topic = IdentTopic::new(format!("/metanode/{}/txs/1", config.network_id));
+    swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| P2pError::Setup(e.to_string()))?;
+    swarm.listen_on(listen).map_err(|e| P2pError::Setup(e.to_string()))?;
+    for peer in &peers {
+        if let Err(e) = swarm.dial(peer.clone()) {
+            tracing::debug!(%peer, error = %e, "cannot dial gossip peer yet");
+        }
+    }
+    let (outbound, rx) = mpsc::channel(16_384);
+    let count = Arc::new(AtomicUsize::new(0));
+    let task = tokio::spawn(run(swarm, topic, rx, peers, count.clone(), Box::new(on_tx)));
+    Ok(TxGossip { outbound, peers: count, task })
+}
+
+/// Invalid transactions a peer may send before it is disconnected.
+const MAX_REJECTS: u32 = 16;
+
+type Judge = Box<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
+
+async fn run(
+    mut swarm: Swarm<Behaviour>,
+    topic: IdentTopic,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+    peers: Vec<Multiaddr>,
+    count: Arc<AtomicUsize>,
+    judge: Judge,
+) {
+    let mut redial = tokio::time::interval(Duration::from_secs(5));
+    let mut connected: HashSet<PeerId> = HashSet::new();
+    let mut rejects: HashMap<PeerId, u32> = HashMap::new();
+    loop {
+        tokio::select! {
+            Some(tx) = outbound.recv() => {
+                match swarm.behaviour_mut().gossipsub.publish(topic.clone(), tx) {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                    Err(e) => tracing::debug!(error = %e, "cannot gossip a transaction"),
+                }
+            }
+            _ = redial.tick() => {
+                if connected.len() < peers.len() {
+                    for peer in &peers {
+                        let _ = swarm.dial(peer.clone());
+                    }
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "transaction gossip listening"),
+                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    connected.insert(peer_id);
+                    count.store(connected.len(), Ordering::Relaxed);
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                    connected.remove(&peer_id);
+                    count.store(connected.len(), Ordering::Relaxed);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                    propagation_source,
+                    message_id,
+                    message,
+                })) => {
+                    let acceptance = match judge(&message.data) {
+                        Verdict::Accept => MessageAcceptance::Accept,
+                        Verdict::Ignore => MessageAcceptance::Ignore,
+                        Verdict::Reject => {
+                            let n = rejects.entry(propagation_source).or_default();
+                            *n += 1;
+                            if *n >= MAX_REJECTS {
+                                tracing::warn!(peer = %propagation_source, "disconnecting a peer that keeps gossiping invalid transactions");
+                                let _ = swarm.disconnect_peer_id(propagation_source);
+                                rejects.remove(&propagation_source);
+                            }
+                            MessageAcceptance::Reject
+                        }
+                    };
+                    swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        acceptance,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Docker network test: the compose file from `metanode-node testnet
+# --validators 4 --full-nodes 1` runs on the Docker engine with the
+# offline-built image; a transfer sent to the full node's published 8545 is
+# finalized; one validator is cut off its network and reconnected, and
+# catches up. Needs the e2e venv (scripts/e2e.sh makes it) for eth_account.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/docker-daemon.sh
+if ! command -v docker-compose >/dev/null 2>&1; then
+    echo "docker-testnet: installing docker-compose"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}"
+BIN="$CARGO_TARGET_DIR/debug/metanode-node"
+IMAGE="$(scripts/docker-image.sh "$BIN")"
+PROJECT="metanode-testnet-$$"
+out="$(mktemp -d)"
+# A free range of 50 loopback ports for the published endpoints.
+BASE="$(python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 50000, 10)
+    socks = []
+    try:
+        for p in range(base, base + 50):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+)"
+cleanup() {
+    status=$?
+    if [ "$status" -ne 0 ]; then docker-compose -p "$PROJECT" -f "$out/net/docker-compose.yml" logs --tail 40 || true; fi
+    docker-compose -p "$PROJECT" -f "$out/net/docker-compose.yml" down -v -t 5 >/dev/null 2>&1 || true
+    rm -rf "$out"
+    exit "$status"
+}
+trap cleanup EXIT
+"$BIN" testnet --validators 4 --full-nodes 1 --out "$out/net" --base-port "$BASE" --block-time 500ms --image "$IMAGE" >/dev/null
+docker-compose -p "$PROJECT" -f "$out/net/docker-compose.yml" up -d
+rpc() { echo "http://127.0.0.1:$((BASE + 10 * $1))"; }
+.venv/bin/python tests/docker/testnet_check.py "$PROJECT" "$out/net/docker-compose.yml" \
+    "$(rpc 4)" "$(rpc 0)" "$(rpc 1)" "$(rpc 2)" "$(rpc 3)"
+echo "1 passed, 0 failed"
