@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole MetaNode test suite: formatting, lints, unit and
 # integration tests (which start real nodes on free loopback ports), the
-# Python end-to-end suite (web3.py + vyper) and the Docker image test. All
+# Python end-to-end suite (web3.py + vyper), the Docker image test and the
+# 4-validator docker-compose network test. All
 # of them use the one debug build that `cargo test` produces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +13,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets
 scripts/e2e.sh
 scripts/docker-test.sh
+scripts/docker-testnet-test.sh
