@@ -526,3 +526,86 @@ impl Wire for Response<MetaContext> {
         Ok(Response::ValueResponse(ValueResponse { start_height, values: get_list(r)? }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parts, ValidatorKey, ValidatorSigner};
+    use futures::executor::block_on;
+    use malachitebft_app_channel::app::types::core::Context;
+    use malachitebft_signing::Signer;
+
+    fn signer() -> ValidatorSigner {
+        ValidatorSigner::new(ValidatorKey::generate().signing_key, 7)
+    }
+
+    /// Encodes, decodes, and checks every strict prefix is refused.
+    fn round_trip<T: Wire + PartialEq + std::fmt::Debug + Send + Sync + 'static>(item: T) {
+        let bytes = Codec::<T>::encode(&MetaCodec, &item).unwrap();
+        assert_eq!(Codec::<T>::decode(&MetaCodec, bytes.clone()).unwrap(), item);
+        for cut in 0..bytes.len() {
+            assert!(Codec::<T>::decode(&MetaCodec, bytes.slice(..cut)).is_err(), "prefix {cut} decoded");
+        }
+    }
+
+    #[test]
+    fn every_message_kind_round_trips_and_truncations_fail() {
+        let s = signer();
+        let vote = MetaContext.new_prevote(Height(3), Round::new(1), NilOrVal::Val(B256::repeat_byte(1)), s.address());
+        let signed_vote = block_on(s.sign_vote(vote)).unwrap();
+        round_trip(SignedConsensusMsg::<MetaContext>::Vote(signed_vote.clone()));
+        let proposal =
+            MetaContext.new_proposal(Height(3), Round::new(1), BlockValue(B256::ZERO), Round::Nil, s.address());
+        round_trip(SignedConsensusMsg::<MetaContext>::Proposal(block_on(s.sign_proposal(proposal)).unwrap()));
+        let init =
+            ProposalInit { height: Height(3), round: Round::new(0), pol_round: Round::Nil, proposer: s.address() };
+        for msg in parts::split(init, &[5u8; 1000], 7, &s) {
+            round_trip(msg);
+        }
+        round_trip(LivenessMsg::<MetaContext>::PolkaCertificate(PolkaCertificate {
+            height: Height(3),
+            round: Round::new(1),
+            value_id: B256::repeat_byte(1),
+            polka_signatures: vec![PolkaSignature { address: s.address(), signature: signed_vote.signature }],
+        }));
+        let cert = ExtendedCommitCertificate::<MetaContext> {
+            height: Height(3),
+            round: Round::new(0),
+            value_id: B256::repeat_byte(2),
+            commit_signatures: vec![ExtendedCommitSignature {
+                address: s.address(),
+                signature: signed_vote.signature,
+                extension: None,
+            }],
+        };
+        round_trip(Response::<MetaContext>::ValueResponse(ValueResponse {
+            start_height: Height(3),
+            values: vec![RawDecidedValue { value_bytes: Bytes::from_static(b"block"), certificate: cert }],
+        }));
+        round_trip(Request::<MetaContext>::ValueRequest(ValueRequest::new(Height(1)..=Height(9))));
+    }
+
+    #[test]
+    fn garbage_never_panics_and_is_refused() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..2_000usize {
+            let bytes: Vec<u8> = (0..len % 300)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let b = Bytes::from(bytes);
+            let _ = Codec::<SignedConsensusMsg<MetaContext>>::decode(&MetaCodec, b.clone());
+            let _ = Codec::<StreamMessage<ProposalPart>>::decode(&MetaCodec, b.clone());
+            let _ = Codec::<LivenessMsg<MetaContext>>::decode(&MetaCodec, b.clone());
+            let _ = Codec::<Response<MetaContext>>::decode(&MetaCodec, b.clone());
+            let _ = Codec::<Status<MetaContext>>::decode(&MetaCodec, b);
+        }
+        // A vote with an unknown type tag is an error naming the field.
+        let err = Codec::<Vote>::decode(&MetaCodec, Bytes::from(vec![0; 8 + 1 + 1 + 1 + 9 + 20 + 1])).unwrap_err();
+        assert!(err.to_string().contains("tag"), "{err}");
+    }
+}

@@ -209,7 +209,11 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
 
     let metrics = Arc::new(ConsensusMetrics::default());
     metrics.set_validators(config.validators.validators().len(), 0);
-    let events = tokio::spawn(watch_events(channels.events.subscribe(), metrics.clone()));
+    let events = tokio::spawn(watch_events(
+        channels.events.subscribe(),
+        metrics.clone(),
+        config.validator_key.as_ref().map(|k| k.address()),
+    ));
     let host_config = HostConfig {
         chain_id: config.chain_id,
         validators: config.validators,
@@ -221,12 +225,28 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
     Ok(ConsensusHandle { metrics, address, engine, host, events })
 }
 
-/// Follows the engine's events for the log and the metrics.
-async fn watch_events(mut events: RxEvent<MetaContext>, metrics: Arc<ConsensusMetrics>) {
-    use malachitebft_app_channel::app::engine::util::events::Event;
-    let _ = &metrics;
+/// Follows the engine's events for the log and the metrics: the network's
+/// height (for catch-up), and messages signed with this node's own validator
+/// key that this node did not send, which means another node runs the same key.
+async fn watch_events(mut events: RxEvent<MetaContext>, metrics: Arc<ConsensusMetrics>, own: Option<ValidatorAddress>) {
+    use malachitebft_app_channel::app::{
+        engine::util::events::Event, types::core::Proposal as _, types::core::Vote as _, types::SignedConsensusMsg,
+    };
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         match events.recv().await {
+            Ok(Event::Received(msg)) => {
+                let (height, from) = match &msg {
+                    SignedConsensusMsg::Vote(v) => (v.height(), *v.validator_address()),
+                    SignedConsensusMsg::Proposal(p) => (p.height(), *p.validator_address()),
+                };
+                metrics.observe_network_height(height.0);
+                if Some(from) == own && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    last_warning = Some(std::time::Instant::now());
+                    metrics.dropped_message("own_key_from_peer");
+                    tracing::error!(validator = %from, %height, "DOUBLE-SIGNING RISK: another node on the network signs with this node's validator key; stop one of them now");
+                }
+            }
             Ok(Event::WalReplayBegin(height, count)) => {
                 tracing::info!(%height, entries = count, "replaying the consensus WAL")
             }

@@ -25,7 +25,7 @@ use malachitebft_app_channel::{
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::sync::mpsc;
 
@@ -72,6 +72,8 @@ pub struct Host {
     undecided: Vec<ProposedValue<MetaContext>>,
     streams: PartStreams,
     future: BTreeMap<Height, Vec<AssembledProposal>>,
+    /// Catch-up progress for the log: when it was last reported, and the blocks synced then.
+    sync_report: Option<(Instant, u64)>,
 }
 
 impl Host {
@@ -88,6 +90,7 @@ impl Host {
             undecided: Vec::new(),
             streams: PartStreams::default(),
             future: BTreeMap::new(),
+            sync_report: None,
         }
     }
 
@@ -346,6 +349,9 @@ impl Host {
             tracing::error!(%height, hash = %certificate.value_id, "decided a block this node does not hold");
             return;
         };
+        let total = self.config.validators.validators().len();
+        let signed = certificate.commit_signatures.len();
+        self.metrics.set_validators(total, total.saturating_sub(signed));
         match self.app.commit_block(block, to_chain(certificate)).await {
             Ok(()) => self.metrics.committed(height.0),
             Err(e) => tracing::error!(%height, error = %e, "cannot commit the decided block"),
@@ -368,6 +374,19 @@ impl Host {
                 self.metrics.equivocations(proposals.len());
                 tracing::error!(validator = %validator.address, count = proposals.len(), "validator signed two different proposals (equivocation)");
             }
+        }
+    }
+
+    /// Logs catch-up progress about once a second: height, target, blocks/s.
+    fn report_sync_progress(&mut self, height: Height) {
+        let synced = self.metrics.synced_blocks();
+        let (since, before) = *self.sync_report.get_or_insert((Instant::now(), synced));
+        let elapsed = since.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            let rate = (synced - before) as f64 / elapsed.as_secs_f64();
+            let target = self.metrics.network_height().max(height.0);
+            tracing::info!(%height, target, blocks_per_sec = format!("{rate:.0}"), "catching up");
+            self.sync_report = Some((Instant::now(), synced));
         }
     }
 
@@ -421,6 +440,7 @@ impl Host {
             }
         };
         self.metrics.synced(height.0);
+        self.report_sync_progress(height);
         SyncedValueOutcome::Verdict(ProposedValue {
             height,
             round,
@@ -429,5 +449,137 @@ impl Host {
             value: BlockValue(hash),
             validity,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{app::AppError, Validator, ValidatorKey};
+    use async_trait::async_trait;
+    use malachitebft_app_channel::app::streaming::{StreamContent, StreamMessage};
+    use metanode_primitives::CommitCertificate as ChainCommit;
+
+    /// Accepts any block whose first byte is 1, and names it by that byte string's hash.
+    struct FakeChain;
+
+    #[async_trait]
+    impl Application for FakeChain {
+        fn committed_height(&self) -> u64 {
+            0
+        }
+        async fn build_block(&self, _: u64) -> Result<BuiltBlock, AppError> {
+            Err(AppError("not used".into()))
+        }
+        async fn verify_block(&self, _: u64, block: Bytes) -> Result<B256, BlockRejected> {
+            let hash = alloy_primitives::keccak256(&block);
+            match block.first() {
+                Some(1) => Ok(hash),
+                _ => Err(BlockRejected { hash: Some(hash), reason: "state root mismatch".into() }),
+            }
+        }
+        async fn commit_block(&self, _: Bytes, _: ChainCommit) -> Result<(), AppError> {
+            Ok(())
+        }
+        fn decided_block(&self, _: u64) -> Result<Option<(Bytes, ChainCommit)>, AppError> {
+            Ok(None)
+        }
+        fn earliest_height(&self) -> u64 {
+            1
+        }
+    }
+
+    const CHAIN: u64 = 9928;
+
+    fn setup() -> (Host, Vec<ValidatorKey>) {
+        let keys: Vec<ValidatorKey> = (0..4).map(|_| ValidatorKey::generate()).collect();
+        let validators =
+            ValidatorSet::new(keys.iter().map(|k| Validator::new(k.signing_key.verifying_key(), 1))).unwrap();
+        let config = HostConfig {
+            chain_id: CHAIN,
+            validators,
+            signer: None,
+            timeouts: LinearTimeouts::default(),
+            target_time: None,
+        };
+        (Host::new(Arc::new(FakeChain), config, Arc::new(ConsensusMetrics::default())), keys)
+    }
+
+    fn stream(
+        host: &Host,
+        keys: &[ValidatorKey],
+        signer_is_proposer: bool,
+        block: &[u8],
+    ) -> Vec<StreamMessage<ProposalPart>> {
+        let proposer = host.config.validators.proposer(Height(1), 0).address;
+        let key = keys.iter().find(|k| (k.address() == proposer) == signer_is_proposer).unwrap();
+        let init =
+            ProposalInit { height: Height(1), round: Round::new(0), pol_round: Round::Nil, proposer: key.address() };
+        parts::split(init, block, CHAIN, &ValidatorSigner::new(key.signing_key.clone(), CHAIN))
+    }
+
+    fn peer() -> PeerId {
+        let key = malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([9u8; 32]).unwrap();
+        PeerId::from_bytes(&key.public().to_peer_id().to_bytes()).unwrap()
+    }
+
+    async fn deliver(host: &mut Host, msgs: Vec<StreamMessage<ProposalPart>>) -> Option<ProposedValue<MetaContext>> {
+        let mut out = None;
+        for m in msgs {
+            if let Some(v) = host.received_part(peer(), m).await {
+                out = Some(v);
+            }
+        }
+        out
+    }
+
+    fn rendered(host: &Host) -> String {
+        let mut s = String::new();
+        host.metrics.render(&mut s);
+        s
+    }
+
+    #[tokio::test]
+    async fn proposals_are_checked_before_consensus_sees_them() {
+        let (mut host, keys) = setup();
+        // From the proposer, a good block: a valid value.
+        let value = {
+            let msgs = stream(&host, &keys, true, &[1, 2, 3]);
+            deliver(&mut host, msgs).await
+        }
+        .expect("valid proposal");
+        assert_eq!(value.validity, Validity::Valid);
+        assert_eq!(value.value.0, alloy_primitives::keccak256([1u8, 2, 3]));
+
+        // From the proposer, a block that fails re-execution: invalid, so consensus prevotes nil.
+        let value = {
+            let msgs = stream(&host, &keys, true, &[2, 2, 3]);
+            deliver(&mut host, msgs).await
+        }
+        .expect("judged proposal");
+        assert_eq!(value.validity, Validity::Invalid);
+        assert!(rendered(&host).contains("metanode_invalid_proposals_total 1"));
+
+        // From a validator that is not the proposer: dropped and counted.
+        let msgs = stream(&host, &keys, false, &[1, 9]);
+        assert!(deliver(&mut host, msgs).await.is_none());
+        assert!(rendered(&host).contains("reason=\"wrong_proposer\"} 1"), "{}", rendered(&host));
+
+        // The proposer's stream with one data byte changed in flight: the fin signature fails.
+        let mut msgs = stream(&host, &keys, true, &[1, 7, 7]);
+        if let StreamContent::Data(ProposalPart::Data(d)) = &mut msgs[1].content {
+            d[1] = 8;
+        }
+        assert!(deliver(&mut host, msgs).await.is_none());
+        assert!(rendered(&host).contains("reason=\"bad_signature\"} 1"));
+
+        // Far-future heights are dropped, near-future ones kept for later.
+        let proposer = host.config.validators.proposer(Height(9), 0).address;
+        let key = keys.iter().find(|k| k.address() == proposer).unwrap();
+        let init = ProposalInit { height: Height(9), round: Round::new(0), pol_round: Round::Nil, proposer };
+        let msgs = parts::split(init, &[1], CHAIN, &ValidatorSigner::new(key.signing_key.clone(), CHAIN));
+        assert!(deliver(&mut host, msgs).await.is_none());
+        assert!(rendered(&host).contains("reason=\"far_future\"} 1"));
+        assert!(host.future.is_empty());
     }
 }

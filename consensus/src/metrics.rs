@@ -25,6 +25,7 @@ pub struct ConsensusMetrics {
     validators: AtomicU64,
     missing_validators: AtomicU64,
     peers: AtomicU64,
+    network_height: AtomicU64,
     dropped: Mutex<BTreeMap<&'static str, u64>>,
     interval: Mutex<Interval>,
 }
@@ -92,6 +93,16 @@ impl ConsensusMetrics {
         self.peers.store(n as u64, Ordering::Relaxed);
     }
 
+    /// A peer's consensus message was seen at `height`: the network is at least there.
+    pub fn observe_network_height(&self, height: u64) {
+        self.network_height.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// The highest height seen in peers' consensus messages.
+    pub fn network_height(&self) -> u64 {
+        self.network_height.load(Ordering::Relaxed)
+    }
+
     /// Connected consensus peers.
     pub fn peers(&self) -> u64 {
         self.peers.load(Ordering::Relaxed)
@@ -140,6 +151,14 @@ impl ConsensusMetrics {
             "metanode_blocks_committed_total",
             "Blocks decided by consensus and committed.",
             self.committed.load(Ordering::Relaxed),
+        );
+        let (height, target) = (self.height.load(Ordering::Relaxed), self.network_height());
+        gauge(out, "metanode_sync_target_height", "Highest height seen from peers.", target.to_string());
+        gauge(
+            out,
+            "metanode_sync_catching_up",
+            "1 while this node is more than one height behind its peers.",
+            u8::from(target > height + 1).to_string(),
         );
         counter(
             out,

@@ -241,6 +241,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot start JSON-RPC")?;
         tracing::info!(http = %servers.http_addr, ws = ?servers.ws_addr, "JSON-RPC listening");
         let net_id = network_id(genesis.hash, &spec);
+        // Peers with another genesis or validator set use other protocol names and
+        // never connect; this id in both logs shows why.
+        tracing::info!(network_id = %net_id, "network id (genesis, chain id and validator set digest)");
         let gossip_ip = config.p2p.addr.unwrap_or(default_addr);
         let gossip = gossip::start(
             GossipConfig {
