@@ -10,13 +10,16 @@
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::Encodable2718;
 use alloy_network::TxSignerSync;
-use alloy_primitives::{hex, Address, Bytes, TxKind, U256};
+use alloy_primitives::{hex, Address, Bytes, TxKind, B256, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use metanode_benches::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 /// Dev account 0 of the public test mnemonic (funded by `metanode-node --dev`).
 const DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -30,9 +33,9 @@ struct Cli {
     /// Key of a funded account that pays for setup.
     #[arg(long, default_value = DEV_KEY_0)]
     funder_key: String,
-    /// Node process id, to sample its resident memory.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Node process ids (comma-separated), to sample their resident memory.
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -110,8 +113,11 @@ impl Rpc {
         Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
     }
 
-    async fn block_tx_count(&self, n: u64) -> anyhow::Result<u64> {
-        self.u64("eth_getBlockTransactionCountByNumber", json!([format!("{n:#x}")])).await
+    /// The transaction hashes of block `n`.
+    async fn block_tx_hashes(&self, n: u64) -> anyhow::Result<Vec<B256>> {
+        let block = self.call("eth_getBlockByNumber", json!([format!("{n:#x}"), false])).await?;
+        let txs = block["transactions"].as_array().context("block without transactions")?;
+        txs.iter().map(|h| Ok(h.as_str().context("not a hash")?.parse()?)).collect()
     }
 }
 
@@ -119,8 +125,8 @@ fn raw(tx: &TxEnvelope) -> String {
     hex::encode_prefixed(tx.encoded_2718())
 }
 
-fn rss_mib(pid: Option<u32>) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+fn rss_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
 }
@@ -182,15 +188,19 @@ async fn transfers(
     if first_nonces.iter().any(|n| *n != first) {
         bail!("senders have different nonces; use fresh senders");
     }
-    let txs = tokio::task::spawn_blocking(move || {
-        presign_transfers(&signers, chain_id, first, per_sender, max_fee).iter().map(raw).collect::<Vec<_>>()
+    let (hashes, txs): (Vec<B256>, Vec<String>) = tokio::task::spawn_blocking(move || {
+        presign_transfers(&signers, chain_id, first, per_sender, max_fee).iter().map(|t| (*t.tx_hash(), raw(t))).unzip()
     })
     .await?;
     eprintln!("load: signed in {:.1}s; sending for up to {seconds}s", t.elapsed().as_secs_f64());
 
     let start_block = rpc.u64("eth_blockNumber", json!([])).await?;
     let mut next_block = start_block + 1;
-    let (mut submitted, mut included, mut peak_rss) = (0u64, 0u64, 0u64);
+    let (mut submitted, mut included) = (0u64, 0u64);
+    let mut peak_rss = vec![0u64; cli.pid.len()];
+    // Submission time of every sent transaction, for submit-to-finalized latency.
+    let mut sent_at: HashMap<B256, Instant> = HashMap::with_capacity(txs.len());
+    let mut latencies: Vec<Duration> = Vec::with_capacity(txs.len());
     let start = Instant::now();
     let mut last_report = Instant::now();
     let mut per_second = Vec::new();
@@ -199,6 +209,8 @@ async fn transfers(
     while start.elapsed() < Duration::from_secs(seconds) && (cursor < txs.len() || included < submitted) {
         if cursor < txs.len() && submitted - included < in_flight {
             let end = (cursor + batch).min(txs.len());
+            let now = Instant::now();
+            sent_at.extend(hashes[cursor..end].iter().map(|h| (*h, now)));
             submitted += rpc.send_batch(&txs[cursor..end]).await? as u64;
             cursor = end;
         } else {
@@ -206,18 +218,24 @@ async fn transfers(
         }
         let head = rpc.u64("eth_blockNumber", json!([])).await?;
         while next_block <= head {
-            let n = rpc.block_tx_count(next_block).await?;
+            let block = rpc.block_tx_hashes(next_block).await?;
+            let seen = Instant::now();
+            let n = block.len() as u64;
+            latencies.extend(block.iter().filter_map(|h| sent_at.remove(h)).map(|t| seen - t));
             included += n;
             window += n;
             next_block += 1;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
-            peak_rss = peak_rss.max(rss_mib(cli.pid).unwrap_or(0));
+            let rss: Vec<u64> = cli.pid.iter().map(|p| rss_mib(*p).unwrap_or(0)).collect();
+            for (peak, now) in peak_rss.iter_mut().zip(&rss) {
+                *peak = (*peak).max(*now);
+            }
             eprintln!(
-                "load: t={:>3}s finalized {window:>6} tx/s  in flight {:>6}  rss {} MiB",
+                "load: t={:>3}s finalized {window:>6} tx/s  in flight {:>6}  rss {:?} MiB",
                 start.elapsed().as_secs(),
                 submitted - included,
-                rss_mib(cli.pid).unwrap_or(0)
+                rss
             );
             per_second.push(window);
             window = 0;
@@ -225,11 +243,15 @@ async fn transfers(
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: usize| latencies.get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1))).map(|d| d.as_millis());
     println!(
-        "transfers: {included} finalized of {submitted} submitted in {elapsed:.1}s = {:.0} tx/s sustained; blocks {}..{}; peak node RSS {} MiB",
+        "transfers: {included} finalized of {submitted} submitted in {elapsed:.1}s = {:.0} tx/s sustained; blocks {}..{}; submit-to-finalized latency p50 {:?} ms p99 {:?} ms; peak RSS per node {:?} MiB",
         included as f64 / elapsed,
         start_block + 1,
         next_block - 1,
+        pct(50),
+        pct(99),
         peak_rss
     );
     Ok(())

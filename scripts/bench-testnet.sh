@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmarks a 4-validator network on loopback with release binaries:
+#   1. empty-block catch-up: validators run with a short block time, then a
+#      fresh full node syncs the history (blocks/s);
+#   2. load: metanode-load sends ETH transfers to validator-0 for 60 s
+#      (finalized tx/s, submit-to-finalized p50/p99, RSS per validator);
+#   3. history catch-up: a fresh full node syncs the loaded chain (blocks/s, tx/s).
+# Build first: cargo build --release --workspace --bins
+#   usage: scripts/bench-testnet.sh [SECONDS] [RATE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_LOAD="${1:-60}"
+RATE="${2:-3000}"
+target="${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}/release"
+NODE="$target/metanode-node"
+LOAD="$target/metanode-load"
+[ -x "$NODE" ] && [ -x "$LOAD" ] || { echo "bench: build release binaries first" >&2; exit 1; }
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_base() {
+    python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 50000, 10)
+    socks = []
+    try:
+        for p in range(base, base + 60):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+}
+height() {
+    curl -s -X POST -H 'content-type: application/json' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$1" \
+        | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"],16))' 2>/dev/null || echo 0
+}
+start_node() { # dir logname -> pid
+    RUST_LOG=warn "$NODE" --datadir "$1" >"$work/$2.log" 2>&1 &
+    pids+=("$!")
+    echo "$!"
+}
+wait_height() { # url height timeout_s
+    local deadline=$((SECONDS + $3))
+    until [ "$(height "$1")" -ge "$2" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "bench: $1 did not reach $2" >&2; return 1; }
+        sleep 0.05
+    done
+}
+catch_up() { # net_dir base label
+    local url="http://127.0.0.1:$(($2 + 50))"
+    local tip; tip="$(height "http://127.0.0.1:$2")"
+    local t0; t0="$(date +%s.%N)"
+    start_node "$1/fullnode-1" "$3-late" >/dev/null
+    wait_height "$url" "$tip" 600
+    local t1; t1="$(date +%s.%N)"
+    python3 - "$t0" "$t1" "$tip" "$3" "$url" <<'PY'
+import json, sys, urllib.request
+t0, t1, tip, label, url = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def call(m, p):
+    r = urllib.request.Request(url, data=json.dumps({"jsonrpc":"2.0","id":1,"method":m,"params":p}).encode(), headers={"content-type":"application/json"})
+    return json.loads(urllib.request.urlopen(r).read())["result"]
+txs = sum(int(call("eth_getBlockTransactionCountByNumber", [hex(n)]), 16) for n in range(1, tip + 1))
+secs = t1 - t0
+print(f"catch-up ({label}): {tip} blocks, {txs} transactions in {secs:.1f}s from process start = {tip/secs:.0f} blocks/s, {txs/secs:.0f} tx/s")
+PY
+}
+
+echo "== empty-block catch-up"
+base="$(free_base)"
+"$NODE" testnet --validators 4 --full-nodes 2 --out "$work/empty" --base-port "$base" --block-time 10ms >/dev/null
+for i in 0 1 2 3; do start_node "$work/empty/validator-$i" "empty-v$i" >/dev/null; done
+wait_height "http://127.0.0.1:$base" 1 60
+sleep 40
+catch_up "$work/empty" "$base" "empty blocks"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=()
+
+echo "== load: ${SECONDS_LOAD}s of transfers at up to ${RATE}/s"
+base="$(free_base)"
+"$NODE" testnet --validators 4 --full-nodes 2 --out "$work/load" --base-port "$base" --block-time 250ms >/dev/null
+vpids=()
+for i in 0 1 2 3; do vpids+=("$(start_node "$work/load/validator-$i" "load-v$i")"); done
+wait_height "http://127.0.0.1:$base" 2 60
+"$LOAD" --rpc "http://127.0.0.1:$base" --pid "$(IFS=,; echo "${vpids[*]}")" \
+    transfers --senders 1000 --seconds "$SECONDS_LOAD" --rate "$RATE" 2> "$work/load.err"
+grep -c "round=1\|round 1" "$work"/load-v*.log >/dev/null 2>&1 || true
+echo "== history catch-up"
+catch_up "$work/load" "$base" "loaded history"
