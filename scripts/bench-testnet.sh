@@ -20,22 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_base() {
-    python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    base = random.randrange(20000, 50000, 10)
-    socks = []
-    try:
-        for p in range(base, base + 60):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-}
+free_base() { scripts/free-port-range.py 60; }
 height() {
     curl -s -X POST -H 'content-type: application/json' \
         -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$1" \

@@ -19,21 +19,7 @@ IMAGE="$(scripts/docker-image.sh "$BIN")"
 PROJECT="metanode-testnet-$$"
 out="$(mktemp -d)"
 # A free range of 50 loopback ports for the published endpoints.
-BASE="$(python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    base = random.randrange(20000, 50000, 10)
-    socks = []
-    try:
-        for p in range(base, base + 50):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-)"
+BASE="$(scripts/free-port-range.py 50)"
 cleanup() {
     status=$?
     if [ "$status" -ne 0 ]; then docker-compose -p "$PROJECT" -f "$out/net/docker-compose.yml" logs --tail 40 || true; fi

@@ -3,7 +3,7 @@
 //! writes to its WAL is byte-for-byte what it would send a peer.
 
 use crate::{
-    wire::{get_list, put_list, Reader, Wire, WireError, Writer},
+    wire::{Reader, Wire, WireError, Writer},
     BlockValue, Height, MetaContext, Proposal, ProposalFin, ProposalInit, ProposalPart, Signature, ValidatorAddress,
     Vote,
 };
@@ -45,6 +45,38 @@ impl HasEncodedLen<Response<MetaContext>> for MetaCodec {
     fn encoded_len(&self, msg: &Response<MetaContext>) -> Result<usize, WireError> {
         Ok(crate::wire::encode(msg).len())
     }
+}
+
+/// `Wire` for a struct: its fields in order.
+macro_rules! wire_struct {
+    ($($ty:ty { $($field:ident),* $(,)? })*) => {$(
+        impl Wire for $ty {
+            fn put(&self, w: &mut Writer) {
+                $(self.$field.put(w);)*
+            }
+            fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+                Ok(Self { $($field: Wire::get(r)?),* })
+            }
+        }
+    )*};
+}
+
+wire_struct! {
+    Vote { height, round, value, vote_type, validator, extension }
+    Proposal { height, round, value, pol_round, proposer }
+    PolkaSignature<MetaContext> { address, signature }
+    PolkaCertificate<MetaContext> { height, round, value_id, polka_signatures }
+    RoundSignature<MetaContext> { vote_type, value_id, address, signature }
+    ProposedValue<MetaContext> { height, round, valid_round, proposer, value, validity }
+    ValidatorProof<MetaContext> { public_key, peer_id, signature }
+    CommitSignature<MetaContext> { address, signature }
+    CommitCertificate<MetaContext> { height, round, value_id, commit_signatures }
+    ExtendedCommitSignature<MetaContext> { address, signature, extension }
+    ExtendedCommitCertificate<MetaContext> { height, round, value_id, commit_signatures }
+    Status<MetaContext> { peer_id, tip_height, history_min_height }
+    RawDecidedValue<MetaContext> { value_bytes, certificate }
+    ProposalInit { height, round, pol_round, proposer }
+    ProposalFin { signature }
 }
 
 /// Reads an enum tag, or fails naming the enum.
@@ -153,55 +185,12 @@ impl<M: Wire> Wire for SignedMessage<MetaContext, M> {
     }
 }
 
-impl Wire for Vote {
-    fn put(&self, w: &mut Writer) {
-        self.height.put(w);
-        self.round.put(w);
-        self.value.put(w);
-        self.vote_type.put(w);
-        self.validator.put(w);
-        self.extension.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(Vote {
-            height: Height::get(r)?,
-            round: Round::get(r)?,
-            value: NilOrVal::get(r)?,
-            vote_type: VoteType::get(r)?,
-            validator: ValidatorAddress::get(r)?,
-            extension: Option::get(r)?,
-        })
-    }
-}
-
-impl Wire for Proposal {
-    fn put(&self, w: &mut Writer) {
-        self.height.put(w);
-        self.round.put(w);
-        self.value.put(w);
-        self.pol_round.put(w);
-        self.proposer.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(Proposal {
-            height: Height::get(r)?,
-            round: Round::get(r)?,
-            value: BlockValue::get(r)?,
-            pol_round: Round::get(r)?,
-            proposer: ValidatorAddress::get(r)?,
-        })
-    }
-}
-
 impl Wire for ProposalPart {
     fn put(&self, w: &mut Writer) {
         match self {
             ProposalPart::Init(init) => {
                 w.u8(0);
-                init.height.put(w);
-                init.round.put(w);
-                init.pol_round.put(w);
-                init.proposer.put(w);
+                init.put(w);
             }
             ProposalPart::Data(data) => {
                 w.u8(1);
@@ -209,20 +198,15 @@ impl Wire for ProposalPart {
             }
             ProposalPart::Fin(fin) => {
                 w.u8(2);
-                fin.signature.put(w);
+                fin.put(w);
             }
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         match r.u8()? {
-            0 => Ok(ProposalPart::Init(ProposalInit {
-                height: Height::get(r)?,
-                round: Round::get(r)?,
-                pol_round: Round::get(r)?,
-                proposer: ValidatorAddress::get(r)?,
-            })),
+            0 => Ok(ProposalPart::Init(ProposalInit::get(r)?)),
             1 => Ok(ProposalPart::Data(r.bytes()?.to_vec())),
-            2 => Ok(ProposalPart::Fin(ProposalFin { signature: Signature::get(r)? })),
+            2 => Ok(ProposalPart::Fin(ProposalFin::get(r)?)),
             tag => tag_error("proposal part", tag),
         }
     }
@@ -274,50 +258,6 @@ impl Wire for SignedConsensusMsg<MetaContext> {
     }
 }
 
-impl Wire for PolkaSignature<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.address.put(w);
-        self.signature.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(PolkaSignature { address: ValidatorAddress::get(r)?, signature: Signature::get(r)? })
-    }
-}
-
-impl Wire for PolkaCertificate<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.height.put(w);
-        self.round.put(w);
-        self.value_id.put(w);
-        put_list(&self.polka_signatures, w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(PolkaCertificate {
-            height: Height::get(r)?,
-            round: Round::get(r)?,
-            value_id: B256::get(r)?,
-            polka_signatures: get_list(r)?,
-        })
-    }
-}
-
-impl Wire for RoundSignature<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.vote_type.put(w);
-        self.value_id.put(w);
-        self.address.put(w);
-        self.signature.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(RoundSignature {
-            vote_type: VoteType::get(r)?,
-            value_id: NilOrVal::get(r)?,
-            address: ValidatorAddress::get(r)?,
-            signature: Signature::get(r)?,
-        })
-    }
-}
-
 impl Wire for RoundCertificate<MetaContext> {
     fn put(&self, w: &mut Writer) {
         self.height.put(w);
@@ -326,7 +266,7 @@ impl Wire for RoundCertificate<MetaContext> {
             RoundCertificateType::Skip => 0,
             RoundCertificateType::Precommit => 1,
         });
-        put_list(&self.round_signatures, w);
+        self.round_signatures.put(w);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let height = Height::get(r)?;
@@ -336,7 +276,7 @@ impl Wire for RoundCertificate<MetaContext> {
             1 => RoundCertificateType::Precommit,
             tag => return tag_error("round certificate type", tag),
         };
-        Ok(RoundCertificate { height, round, cert_type, round_signatures: get_list(r)? })
+        Ok(RoundCertificate { height, round, cert_type, round_signatures: Vec::get(r)? })
     }
 }
 
@@ -380,115 +320,12 @@ impl Wire for Validity {
     }
 }
 
-impl Wire for ProposedValue<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.height.put(w);
-        self.round.put(w);
-        self.valid_round.put(w);
-        self.proposer.put(w);
-        self.value.put(w);
-        self.validity.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(ProposedValue {
-            height: Height::get(r)?,
-            round: Round::get(r)?,
-            valid_round: Round::get(r)?,
-            proposer: ValidatorAddress::get(r)?,
-            value: BlockValue::get(r)?,
-            validity: Validity::get(r)?,
-        })
-    }
-}
-
-impl Wire for ValidatorProof<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        w.bytes(&self.public_key);
-        w.bytes(&self.peer_id);
-        self.signature.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(ValidatorProof { public_key: Vec::get(r)?, peer_id: Vec::get(r)?, signature: Signature::get(r)? })
-    }
-}
-
-impl Wire for CommitSignature<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.address.put(w);
-        self.signature.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(CommitSignature { address: ValidatorAddress::get(r)?, signature: Signature::get(r)? })
-    }
-}
-
-/// The certificate stored beside each decided block.
-impl Wire for CommitCertificate<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.height.put(w);
-        self.round.put(w);
-        self.value_id.put(w);
-        put_list(&self.commit_signatures, w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(CommitCertificate {
-            height: Height::get(r)?,
-            round: Round::get(r)?,
-            value_id: B256::get(r)?,
-            commit_signatures: get_list(r)?,
-        })
-    }
-}
-
-impl Wire for ExtendedCommitSignature<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.address.put(w);
-        self.signature.put(w);
-        self.extension.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(ExtendedCommitSignature {
-            address: ValidatorAddress::get(r)?,
-            signature: Signature::get(r)?,
-            extension: Option::get(r)?,
-        })
-    }
-}
-
-impl Wire for ExtendedCommitCertificate<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.height.put(w);
-        self.round.put(w);
-        self.value_id.put(w);
-        put_list(&self.commit_signatures, w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(ExtendedCommitCertificate {
-            height: Height::get(r)?,
-            round: Round::get(r)?,
-            value_id: B256::get(r)?,
-            commit_signatures: get_list(r)?,
-        })
-    }
-}
-
 impl Wire for PeerId {
     fn put(&self, w: &mut Writer) {
         w.bytes(&self.to_bytes());
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         PeerId::from_bytes(r.bytes()?).map_err(|_| WireError::Invalid("peer id"))
-    }
-}
-
-impl Wire for Status<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.peer_id.put(w);
-        self.tip_height.put(w);
-        self.history_min_height.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(Status { peer_id: PeerId::get(r)?, tip_height: Height::get(r)?, history_min_height: Height::get(r)? })
     }
 }
 
@@ -505,25 +342,15 @@ impl Wire for Request<MetaContext> {
     }
 }
 
-impl Wire for RawDecidedValue<MetaContext> {
-    fn put(&self, w: &mut Writer) {
-        self.value_bytes.put(w);
-        self.certificate.put(w);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(RawDecidedValue { value_bytes: Bytes::get(r)?, certificate: ExtendedCommitCertificate::get(r)? })
-    }
-}
-
 impl Wire for Response<MetaContext> {
     fn put(&self, w: &mut Writer) {
         let Response::ValueResponse(resp) = self;
         resp.start_height.put(w);
-        put_list(&resp.values, w);
+        resp.values.put(w);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let start_height = Height::get(r)?;
-        Ok(Response::ValueResponse(ValueResponse { start_height, values: get_list(r)? }))
+        Ok(Response::ValueResponse(ValueResponse { start_height, values: Vec::get(r)? }))
     }
 }
 

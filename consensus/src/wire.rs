@@ -234,22 +234,23 @@ impl<T: Wire> Wire for Option<T> {
     }
 }
 
-/// Lists of items that are not bytes (a byte list is `Vec<u8>`, above).
-pub fn put_list<T: Wire>(items: &[T], w: &mut Writer) {
-    w.u32(items.len() as u32);
-    for item in items {
-        item.put(w);
+/// Lists of items that are not bytes (a byte list is `Vec<u8>`, above): a
+/// count, then the items. `u8` has no `Wire` impl, so the two never overlap.
+impl<T: Wire> Wire for Vec<T> {
+    fn put(&self, w: &mut Writer) {
+        w.u32(self.len() as u32);
+        for item in self {
+            item.put(w);
+        }
     }
-}
-
-/// Reads a list written by [`put_list`].
-pub fn get_list<T: Wire>(r: &mut Reader<'_>) -> Result<Vec<T>, WireError> {
-    let n = r.count()?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(T::get(r)?);
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let n = r.count()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(T::get(r)?);
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -266,7 +267,7 @@ mod tests {
         assert_eq!(decode::<Vec<u8>>(&long), Err(WireError::Trailing(1)));
         // A list claiming four billion items in eight bytes is refused before allocating.
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(matches!(get_list::<u64>(&mut r), Err(WireError::Truncated(_))));
+        assert!(matches!(Vec::<u64>::get(&mut r), Err(WireError::Truncated(_))));
         assert!(matches!(decode::<Option<u64>>(&[7]), Err(WireError::UnknownTag { what: "option", tag: 7 })));
     }
 }

@@ -108,22 +108,7 @@ fn all(nodes: &[Option<TestNode>]) -> Vec<&TestNode> {
 }
 
 fn send_transfer(node: &TestNode, nonce: u64) -> String {
-    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-    use alloy_eips::Encodable2718;
-    use alloy_network::TxSignerSync;
-    let signer: alloy_signer_local::PrivateKeySigner = DEV_KEY_1.parse().unwrap();
-    let mut tx = TxEip1559 {
-        chain_id: 9928,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 100_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: alloy_primitives::TxKind::Call(alloy_primitives::Address::repeat_byte(0x42)),
-        value: alloy_primitives::U256::from(7),
-        ..Default::default()
-    };
-    let sig = signer.sign_transaction_sync(&mut tx).unwrap();
-    let raw = alloy_primitives::hex::encode_prefixed(TxEnvelope::Eip1559(tx.into_signed(sig)).encoded_2718());
+    let raw = signed_transfer(DEV_KEY_1, nonce, alloy_primitives::Address::repeat_byte(0x42), 7);
     node.rpc("eth_sendRawTransaction", json!([raw])).as_str().unwrap().to_string()
 }
 

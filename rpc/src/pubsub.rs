@@ -23,7 +23,7 @@ pub struct HexIdProvider;
 
 impl IdProvider for HexIdProvider {
     fn next_id(&self) -> SubscriptionId<'static> {
-        SubscriptionId::Str(format!("{:#x}", alloy_primitives::B128::random()).into())
+        SubscriptionId::Str(crate::filters::random_id().1.into())
     }
 }
 

@@ -244,7 +244,9 @@ async fn transfers(
     }
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: usize| latencies.get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1))).map(|d| d.as_millis());
+    let pct = |p: usize| {
+        latencies.get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1))).map(|d| d.as_millis())
+    };
     println!(
         "transfers: {included} finalized of {submitted} submitted in {elapsed:.1}s = {:.0} tx/s sustained; blocks {}..{}; submit-to-finalized latency p50 {:?} ms p99 {:?} ms; peak RSS per node {:?} MiB",
         included as f64 / elapsed,

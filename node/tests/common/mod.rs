@@ -30,6 +30,45 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_metanode-node")
 }
 
+/// Spawns the node with test logging, its stdout read line by line on a thread.
+fn spawn(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
+    cmd.env_remove("METANODE_ROLE")
+        .env("RUST_LOG", std::env::var("METANODE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("spawn metanode-node");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// A signed EIP-1559 transfer of `value` wei to `to` from the dev key `key`, as 0x-hex.
+pub fn signed_transfer(key: &str, nonce: u64, to: alloy_primitives::Address, value: u64) -> String {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::Encodable2718;
+    use alloy_network::TxSignerSync;
+    let signer: alloy_signer_local::PrivateKeySigner = key.parse().unwrap();
+    let mut tx = TxEip1559 {
+        chain_id: 9928,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 100_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: alloy_primitives::TxKind::Call(to),
+        value: alloy_primitives::U256::from(value),
+        ..Default::default()
+    };
+    let sig = signer.sign_transaction_sync(&mut tx).unwrap();
+    alloy_primitives::hex::encode_prefixed(TxEnvelope::Eip1559(tx.into_signed(sig)).encoded_2718())
+}
+
 impl TestNode {
     /// Starts `metanode-node --dev` on `datadir` with extra arguments.
     pub fn start(datadir: &Path, extra: &[&str]) -> TestNode {
@@ -47,21 +86,8 @@ impl TestNode {
             "--datadir",
         ])
         .arg(datadir)
-        .args(extra)
-        .env_remove("METANODE_ROLE")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn metanode-node");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        .args(extra);
+        let (child, rx) = spawn(cmd);
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut http, mut ws) = (None, None);
         while http.is_none() || ws.is_none() {
@@ -87,23 +113,8 @@ impl TestNode {
     /// describes it (a `testnet` directory), and waits until `http_url` answers.
     pub fn start_configured(datadir: &Path, http_url: &str, extra: &[&str]) -> TestNode {
         let mut cmd = Command::new(binary());
-        cmd.arg("--datadir")
-            .arg(datadir)
-            .args(extra)
-            .env_remove("METANODE_ROLE")
-            .env("RUST_LOG", std::env::var("METANODE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn metanode-node");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        cmd.arg("--datadir").arg(datadir).args(extra);
+        let (child, rx) = spawn(cmd);
         let node = TestNode {
             child,
             http_url: http_url.to_string(),
