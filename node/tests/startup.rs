@@ -115,3 +115,54 @@ fn foreign_or_mismatched_data_directory_is_refused() {
     // Same chain id, different alloc: a different genesis block.
     refused("\"balance\": \"0x", "\"balance\": \"0x1", "holds a chain with genesis");
 }
+
+#[test]
+fn bad_validator_setups_are_refused_clearly() {
+    // A testnet node directory to start from.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let (ok, _, err) =
+        run(&["testnet", "--validators", "1", "--out", out.to_str().unwrap(), "--base-port", "41000"], &[]);
+    assert!(ok, "{err}");
+    let node = out.join("validator-0");
+    let d = node.to_str().unwrap();
+    let free = ["--http.port", "0", "--ws.port", "0", "--metrics", "0", "--consensus.port", "0", "--p2p.port", "0"];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        ["--datadir", d].iter().chain(free.iter()).chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run_with = |extra: &[&'static str]| {
+        let args = with(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs, &[])
+    };
+
+    // A validator key others can read.
+    let key = node.join("keys/validator_key.json");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = run_with(&[]);
+    assert!(!ok && err.contains("validator_key.json") && err.contains("644") && err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A key file that is not one.
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::write(&key, "{\"address\": 1}").unwrap();
+    let (ok, _, err) = run_with(&[]);
+    assert!(!ok && err.contains("validator_key.json"), "{err}");
+    std::fs::write(&key, saved).unwrap();
+
+    // A genesis with an empty validator set.
+    let genesis_path = node.join("genesis.json");
+    let genesis = std::fs::read_to_string(&genesis_path).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&genesis).unwrap();
+    value["validators"] = serde_json::json!([]);
+    std::fs::write(&genesis_path, value.to_string()).unwrap();
+    let (ok, _, err) = run_with(&["--role", "blockchain"]);
+    assert!(!ok && err.contains("no validators"), "{err}");
+
+    // A validator whose key is not in the set.
+    value["validators"] = serde_json::json!([{"publicKey": format!("0x{}", "11".repeat(32)), "power": 1}]);
+    std::fs::write(&genesis_path, value.to_string()).unwrap();
+    let (ok, _, err) = run_with(&[]);
+    assert!(!ok && err.contains("not in the genesis validator set"), "{err}");
+}
