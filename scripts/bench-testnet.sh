@@ -6,11 +6,14 @@
 #      (finalized tx/s, submit-to-finalized p50/p99, RSS per validator);
 #   3. history catch-up: a fresh full node syncs the loaded chain (blocks/s, tx/s).
 # Build first: cargo build --release --workspace --bins
-#   usage: scripts/bench-testnet.sh [SECONDS] [RATE]
+#   usage: scripts/bench-testnet.sh [SECONDS] [RATE] [IN_FLIGHT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_LOAD="${1:-60}"
 RATE="${2:-3000}"
+# Transactions in flight (submitted, not yet final): with a closed loop,
+# latency = in flight / throughput, so this sets the latency being measured.
+IN_FLIGHT="${3:-2500}"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}/release"
 NODE="$target/metanode-node"
 LOAD="$target/metanode-load"
@@ -27,7 +30,8 @@ height() {
         | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"],16))' 2>/dev/null || echo 0
 }
 start_node() { # dir logname -> pid
-    RUST_LOG=warn "$NODE" --datadir "$1" >"$work/$2.log" 2>&1 &
+    # Consensus driver at info: its "Starting new round" lines count round changes.
+    RUST_LOG=warn,arc_malachitebft_core_consensus::handle::driver=info "$NODE" --datadir "$1" >"$work/$2.log" 2>&1 &
     pids+=("$!")
     echo "$!"
 }
@@ -43,17 +47,21 @@ catch_up() { # net_dir base label
     local tip; tip="$(height "http://127.0.0.1:$2")"
     local t0; t0="$(date +%s.%N)"
     start_node "$1/fullnode-1" "$3-late" >/dev/null
+    wait_height "$url" 1 60
+    local tf; tf="$(date +%s.%N)"
     wait_height "$url" "$tip" 600
     local t1; t1="$(date +%s.%N)"
-    python3 - "$t0" "$t1" "$tip" "$3" "$url" <<'PY'
+    python3 - "$t0" "$t1" "$tip" "$3" "$url" "$tf" <<'PY'
 import json, sys, urllib.request
-t0, t1, tip, label, url = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+t0, t1, tip, label, url, tf = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6])
 def call(m, p):
     r = urllib.request.Request(url, data=json.dumps({"jsonrpc":"2.0","id":1,"method":m,"params":p}).encode(), headers={"content-type":"application/json"})
     return json.loads(urllib.request.urlopen(r).read())["result"]
 txs = sum(int(call("eth_getBlockTransactionCountByNumber", [hex(n)]), 16) for n in range(1, tip + 1))
 secs = t1 - t0
-print(f"catch-up ({label}): {tip} blocks, {txs} transactions in {secs:.1f}s from process start = {tip/secs:.0f} blocks/s, {txs/secs:.0f} tx/s")
+sync = t1 - tf
+print(f"catch-up ({label}): {tip} blocks, {txs} transactions in {secs:.1f}s from process start = {tip/secs:.0f} blocks/s, {txs/secs:.0f} tx/s; "
+      f"from the first synced block: {(tip-1)/sync:.0f} blocks/s")
 PY
 }
 
@@ -73,7 +81,8 @@ vpids=()
 for i in 0 1 2 3; do vpids+=("$(start_node "$work/load/validator-$i" "load-v$i")"); done
 wait_height "http://127.0.0.1:$base" 2 60
 "$LOAD" --rpc "http://127.0.0.1:$base" --pid "$(IFS=,; echo "${vpids[*]}")" \
-    transfers --senders 1000 --seconds "$SECONDS_LOAD" --rate "$RATE" 2> "$work/load.err"
-grep -c "round=1\|round 1" "$work"/load-v*.log >/dev/null 2>&1 || true
+    transfers --senders 1000 --seconds "$SECONDS_LOAD" --rate "$RATE" --in-flight "$IN_FLIGHT" 2> "$work/load.err"
+rounds="$(cat "$work"/load-v*.log | sed 's/\x1b\[[0-9;]*m//g' | grep "Starting new round" | grep -vc "round=0" || true)"
+echo "round changes during the load run (all validators): $rounds"
 echo "== history catch-up"
 catch_up "$work/load" "$base" "loaded history"

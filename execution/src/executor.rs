@@ -37,6 +37,33 @@ pub trait TransactionSource {
     fn skip_sender(&mut self, sender: Address);
 }
 
+/// A source that yields at most `limit` transactions that end up in the
+/// block (skipped ones do not count): keeps blocks small enough for every
+/// validator to re-execute within the propose timeout.
+pub struct AtMost<S> {
+    inner: S,
+    left: usize,
+}
+
+impl<S: TransactionSource> AtMost<S> {
+    /// At most `limit` included transactions from `inner`.
+    pub fn new(inner: S, limit: usize) -> Self {
+        Self { inner, left: limit }
+    }
+}
+
+impl<S: TransactionSource> TransactionSource for AtMost<S> {
+    fn next_tx(&mut self) -> Option<RecoveredTx> {
+        self.left = self.left.checked_sub(1)?;
+        self.inner.next_tx()
+    }
+
+    fn skip_sender(&mut self, sender: Address) {
+        self.left += 1;
+        self.inner.skip_sender(sender);
+    }
+}
+
 impl TransactionSource for std::vec::IntoIter<RecoveredTx> {
     fn next_tx(&mut self) -> Option<RecoveredTx> {
         self.next()

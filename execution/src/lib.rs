@@ -16,7 +16,7 @@ pub mod txpool;
 
 pub use env::{evm_env, SPEC};
 pub use error::ExecError;
-pub use executor::{BlockAttributes, ExecutedBlock, Executor, TransactionSource};
+pub use executor::{AtMost, BlockAttributes, ExecutedBlock, Executor, TransactionSource};
 pub use genesis::{alloc_root, genesis_block, init_genesis};
 pub use root::account_trie_update;
 pub use state::{BlockState, StateError};

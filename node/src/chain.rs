@@ -5,7 +5,7 @@
 //! dev mode with a single validator.
 
 use alloy_primitives::{Address, Bytes};
-use metanode_execution::{txpool::TxPool, BlockAttributes, ExecError, ExecutedBlock, Executor};
+use metanode_execution::{txpool::TxPool, AtMost, BlockAttributes, ExecError, ExecutedBlock, Executor};
 use metanode_primitives::{CommitCertificate, SealedBlock};
 use metanode_rpc::{CommittedBlock, EthApi};
 use parking_lot::Mutex;
@@ -22,6 +22,8 @@ pub struct ChainService {
     api: Arc<EthApi>,
     head: Mutex<SealedBlock>,
     coinbase: Address,
+    /// Most transactions the proposer puts in one block.
+    max_block_txs: usize,
     /// Woken whenever the pool accepts a transaction.
     pub tx_arrived: Arc<Notify>,
 }
@@ -46,11 +48,12 @@ impl ChainService {
         api: Arc<EthApi>,
         head: SealedBlock,
         coinbase: Address,
+        max_block_txs: usize,
     ) -> Arc<Self> {
         let tx_arrived = Arc::new(Notify::new());
         let notify = tx_arrived.clone();
         pool.on_new_transaction(move |_| notify.notify_one());
-        Arc::new(Self { executor, pool, api, head: Mutex::new(head), coinbase, tx_arrived })
+        Arc::new(Self { executor, pool, api, head: Mutex::new(head), coinbase, max_block_txs, tx_arrived })
     }
 
     /// The last committed block.
@@ -68,7 +71,7 @@ impl ChainService {
             extra_data: Bytes::new(),
         };
         let base_fee = self.executor.next_header(&parent, &attrs).base_fee_per_gas.unwrap_or_default();
-        let mut txs = self.pool.best(base_fee);
+        let mut txs = AtMost::new(self.pool.best(base_fee), self.max_block_txs);
         self.executor.build(&parent, &attrs, &mut txs)
     }
 

@@ -105,6 +105,9 @@ pub struct RunArgs {
     /// Peers to keep connected to, comma-separated multiaddrs (/ip4/10.0.0.2/tcp/26656).
     #[arg(long, env = "METANODE_BOOTNODES", value_delimiter = ',')]
     pub bootnodes: Option<Vec<String>>,
+    /// Most transactions a proposer puts in one block.
+    #[arg(long = "block.max-txs", env = "METANODE_BLOCK_MAX_TXS")]
+    pub block_max_txs: Option<usize>,
     /// Transaction gossip listen address.
     #[arg(long = "p2p.addr", env = "METANODE_P2P_ADDR")]
     pub p2p_addr: Option<IpAddr>,
@@ -172,6 +175,10 @@ impl RunArgs {
             c.coinbase = self.coinbase;
         }
         set!(c.block_time, self.block_time);
+        set!(c.block_max_txs, self.block_max_txs);
+        if c.block_max_txs == 0 {
+            return Err(ConfigError::Value { key: "block.max-txs", message: "must be at least 1".into() });
+        }
         set!(c.http.addr, self.http_addr);
         set!(c.http.port, self.http_port);
         set!(c.ws.addr, self.ws_addr);

@@ -300,6 +300,9 @@ pub struct Config {
     pub block_time: String,
     /// Fee recipient of produced blocks.
     pub coinbase: Option<alloy_primitives::Address>,
+    /// Most transactions a proposer puts in one block, so that every
+    /// validator re-executes it well within the propose timeout.
+    pub block_max_txs: usize,
     /// JSON-RPC HTTP.
     pub http: HttpConfig,
     /// JSON-RPC WebSocket.
@@ -329,6 +332,7 @@ impl Default for Config {
             chain_id: None,
             block_time: "1s".into(),
             coinbase: None,
+            block_max_txs: 3_000,
             http: HttpConfig::default(),
             ws: WsConfig::default(),
             rpc: RpcConfig::default(),

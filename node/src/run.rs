@@ -255,14 +255,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 peers: config.p2p.peers.clone(),
                 network_id: net_id.clone(),
                 node_key: node_key.signing_key.to_bytes(),
-                max_message_bytes: metanode_primitives::MAX_TX_SIZE + 4096,
+                max_message_bytes: 1 << 20,
             },
             pool.clone(),
             db.clone(),
         )
         .context("cannot start transaction gossip")?;
         let coinbase = config.coinbase.unwrap_or_default();
-        let service = ChainService::new(executor, pool, api.clone(), head, coinbase);
+        let service = ChainService::new(executor, pool, api.clone(), head, coinbase, config.block_max_txs);
         let app = ChainApp::new(service.clone(), block_time);
 
         let listen_ip = config.consensus.addr.unwrap_or(default_addr);

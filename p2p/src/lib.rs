@@ -2,12 +2,14 @@
 //! consensus network Malachite runs: transaction gossip, so a transaction
 //! sent to any node reaches the proposers.
 //!
-//! Gossipsub carries one transaction per message on a topic named after the
-//! network id (nodes of different chains never share a topic). Message ids
-//! are the hash of the content, so a transaction is forwarded once however
-//! many peers send it; each one is validated by the caller (the pool) before
-//! it is forwarded, and a peer whose messages are rejected loses score until
-//! gossipsub stops talking to it.
+//! Gossipsub carries batches of transactions on a topic named after the
+//! network id (nodes of different chains never share a topic): whatever is
+//! queued when the swarm gets to send goes out as one message, so a busy node
+//! sends few large messages and an idle one sends each transaction at once.
+//! Message ids are the hash of the content, so a message is forwarded once
+//! however many peers send it; every transaction in it is judged by the
+//! caller (the pool) before it is forwarded, and a peer that keeps sending
+//! invalid transactions is disconnected.
 
 use futures::StreamExt;
 use libp2p::{
@@ -144,12 +146,62 @@ pub fn start(
     }
     let (outbound, rx) = mpsc::channel(16_384);
     let count = Arc::new(AtomicUsize::new(0));
-    let task = tokio::spawn(run(swarm, topic, rx, peers, count.clone(), Box::new(on_tx)));
+    let batch_bytes = config.max_message_bytes.saturating_sub(64 * 1024).max(config.max_message_bytes / 2);
+    let task = tokio::spawn(run(swarm, topic, rx, peers, count.clone(), Box::new(on_tx), batch_bytes));
     Ok(TxGossip { outbound, peers: count, task })
 }
 
-/// Invalid transactions a peer may send before it is disconnected.
+/// Invalid messages a peer may send before it is disconnected.
 const MAX_REJECTS: u32 = 16;
+/// Most transactions in one gossip message.
+const MAX_BATCH_TXS: usize = 2_048;
+
+/// A batch: a u32 count, then each transaction as a u32 length and its bytes.
+fn encode_batch(txs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + txs.iter().map(|t| t.len() + 4).sum::<usize>());
+    out.extend_from_slice(&(txs.len() as u32).to_be_bytes());
+    for tx in txs {
+        out.extend_from_slice(&(tx.len() as u32).to_be_bytes());
+        out.extend_from_slice(tx);
+    }
+    out
+}
+
+/// The transactions of a batch, or `None` if the bytes are not exactly one.
+fn decode_batch(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = (bytes.get(..n)?, bytes.get(n..)?);
+        bytes = tail;
+        Some(head)
+    };
+    let count = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+    if count == 0 || count > MAX_BATCH_TXS {
+        return None;
+    }
+    let mut txs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+        txs.push(take(len)?);
+    }
+    if !bytes.is_empty() {
+        return None;
+    }
+    Some(txs)
+}
+
+/// One verdict for a message from the verdicts on its transactions.
+fn judge_batch(data: &[u8], judge: &Judge) -> Verdict {
+    let Some(txs) = decode_batch(data) else { return Verdict::Reject };
+    let mut verdict = Verdict::Ignore;
+    for tx in txs {
+        match judge(tx) {
+            Verdict::Reject => return Verdict::Reject,
+            Verdict::Accept => verdict = Verdict::Accept,
+            Verdict::Ignore => {}
+        }
+    }
+    verdict
+}
 
 type Judge = Box<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
 
@@ -160,6 +212,7 @@ async fn run(
     peers: Vec<Multiaddr>,
     count: Arc<AtomicUsize>,
     judge: Judge,
+    batch_bytes: usize,
 ) {
     let mut redial = tokio::time::interval(Duration::from_secs(5));
     let mut connected: HashSet<PeerId> = HashSet::new();
@@ -167,7 +220,18 @@ async fn run(
     loop {
         tokio::select! {
             Some(tx) = outbound.recv() => {
-                match swarm.behaviour_mut().gossipsub.publish(topic.clone(), tx) {
+                let mut size = tx.len();
+                let mut batch = vec![tx];
+                while batch.len() < MAX_BATCH_TXS && size < batch_bytes {
+                    match outbound.try_recv() {
+                        Ok(tx) => {
+                            size += tx.len() + 4;
+                            batch.push(tx);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match swarm.behaviour_mut().gossipsub.publish(topic.clone(), encode_batch(&batch)) {
                     Ok(_) | Err(gossipsub::PublishError::Duplicate) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
                     Err(e) => tracing::debug!(error = %e, "cannot gossip a transaction"),
                 }
@@ -194,7 +258,7 @@ async fn run(
                     message_id,
                     message,
                 })) => {
-                    let acceptance = match judge(&message.data) {
+                    let acceptance = match judge_batch(&message.data, &judge) {
                         Verdict::Accept => MessageAcceptance::Accept,
                         Verdict::Ignore => MessageAcceptance::Ignore,
                         Verdict::Reject => {
@@ -217,5 +281,37 @@ async fn run(
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip_and_malformed_ones_are_refused() {
+        let txs = vec![vec![1u8, 2, 3], vec![], vec![9u8; 300]];
+        let bytes = encode_batch(&txs);
+        let back: Vec<Vec<u8>> = decode_batch(&bytes).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(back, txs);
+        assert!(decode_batch(&bytes[..bytes.len() - 1]).is_none());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode_batch(&long).is_none());
+        assert!(decode_batch(&[0, 0, 0, 0]).is_none());
+        assert!(decode_batch(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]).is_none());
+    }
+
+    #[test]
+    fn one_bad_transaction_rejects_the_message() {
+        let judge: Judge = Box::new(|tx: &[u8]| match tx.first() {
+            Some(1) => Verdict::Accept,
+            Some(2) => Verdict::Ignore,
+            _ => Verdict::Reject,
+        });
+        assert_eq!(judge_batch(&encode_batch(&[vec![1], vec![2]]), &judge), Verdict::Accept);
+        assert_eq!(judge_batch(&encode_batch(&[vec![2], vec![2]]), &judge), Verdict::Ignore);
+        assert_eq!(judge_batch(&encode_batch(&[vec![1], vec![3]]), &judge), Verdict::Reject);
+        assert_eq!(judge_batch(b"junk", &judge), Verdict::Reject);
     }
 }
