@@ -160,8 +160,8 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         value_sync: ValueSyncConfig {
             enabled: true,
             status_update_interval: Duration::from_secs(1),
-            batch_size: 50,
-            parallel_requests: 4,
+            batch_size: 100,
+            parallel_requests: 8,
             ..Default::default()
         },
     };
