@@ -79,6 +79,7 @@ base="$(free_base)"
 "$NODE" testnet --validators 4 --full-nodes 2 --out "$work/load" --base-port "$base" --block-time 250ms >/dev/null
 vpids=()
 for i in 0 1 2 3; do vpids+=("$(start_node "$work/load/validator-$i" "load-v$i")"); done
+pids+=("${vpids[@]}") # start_node ran in a command substitution: record the pids here too
 wait_height "http://127.0.0.1:$base" 2 60
 "$LOAD" --rpc "http://127.0.0.1:$base" --pid "$(IFS=,; echo "${vpids[*]}")" \
     transfers --senders 1000 --seconds "$SECONDS_LOAD" --rate "$RATE" --in-flight "$IN_FLIGHT" 2> "$work/load.err"
