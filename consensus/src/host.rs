@@ -301,21 +301,22 @@ impl Host {
     /// Checks a whole proposal at the current height: the right proposer, its
     /// signature over the stream, then the block by re-execution.
     async fn check_proposal(&mut self, proposal: AssembledProposal) -> Option<ProposedValue<MetaContext>> {
-        let AssembledProposal { init, chunks, fin } = proposal;
+        let init = &proposal.init;
         let expected = self.config.validators.proposer(init.height, init.round.as_u32().unwrap_or_default());
         if init.proposer != expected.address {
             self.metrics.dropped_message("wrong_proposer");
             tracing::warn!(height = %init.height, round = %init.round, claimed = %init.proposer, expected = %expected.address, "proposal from a validator that is not the proposer");
             return None;
         }
-        let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-        let signed = ProposalPart::stream_sign_bytes(self.config.chain_id, &init, &refs);
-        if !SignatureVerifier::verify_bytes(&signed, &fin.signature, &expected.public_key) {
+        let refs: Vec<&[u8]> = proposal.chunks.iter().map(Vec::as_slice).collect();
+        let signed = ProposalPart::stream_sign_bytes(self.config.chain_id, init, &refs);
+        if !SignatureVerifier::verify_bytes(&signed, &proposal.fin.signature, &expected.public_key) {
             self.metrics.dropped_message("bad_signature");
             tracing::warn!(height = %init.height, round = %init.round, proposer = %init.proposer, "proposal stream with a bad signature");
             return None;
         }
-        let block = Bytes::from(chunks.concat());
+        let block = proposal.block();
+        let init = proposal.init;
         let validity = match self.app.verify_block(init.height.0, block.clone()).await {
             Ok(hash) => {
                 self.blocks.insert(hash, block);
@@ -353,7 +354,7 @@ impl Host {
         let signed = certificate.commit_signatures.len();
         self.metrics.set_validators(total, total.saturating_sub(signed));
         match self.app.commit_block(block, to_chain(certificate)).await {
-            Ok(()) => self.metrics.committed(height.0),
+            Ok(()) => self.metrics.committed(),
             Err(e) => tracing::error!(%height, error = %e, "cannot commit the decided block"),
         }
     }
@@ -439,7 +440,7 @@ impl Host {
                 return SyncedValueOutcome::PeerFault;
             }
         };
-        self.metrics.synced(height.0);
+        self.metrics.synced();
         self.report_sync_progress(height);
         SyncedValueOutcome::Verdict(ProposedValue {
             height,

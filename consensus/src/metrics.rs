@@ -46,7 +46,7 @@ impl ConsensusMetrics {
     }
 
     /// A block was committed through consensus.
-    pub fn committed(&self, _height: u64) {
+    pub fn committed(&self) {
         self.committed.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut iv = self.interval.lock();
@@ -63,7 +63,7 @@ impl ConsensusMetrics {
     }
 
     /// A block was taken from a peer by value sync.
-    pub fn synced(&self, _height: u64) {
+    pub fn synced(&self) {
         self.synced.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -101,11 +101,6 @@ impl ConsensusMetrics {
     /// The highest height seen in peers' consensus messages.
     pub fn network_height(&self) -> u64 {
         self.network_height.load(Ordering::Relaxed)
-    }
-
-    /// Connected consensus peers.
-    pub fn peers(&self) -> u64 {
-        self.peers.load(Ordering::Relaxed)
     }
 
     /// Blocks taken from peers by value sync so far.

@@ -78,11 +78,6 @@ impl<'a> Reader<'a> {
         Self { buf }
     }
 
-    /// Bytes not read yet.
-    pub fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
     /// Succeeds only when everything was read.
     pub fn finish(self) -> Result<(), WireError> {
         match self.buf.len() {
