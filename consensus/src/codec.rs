@@ -3,6 +3,8 @@
 //! writes to its WAL is byte-for-byte what it would send a peer.
 
 use crate::{
+    metrics::ConsensusMetrics,
+    parts::CHUNK_BYTES,
     wire::{Reader, Wire, WireError, Writer},
     BlockValue, Height, MetaContext, Proposal, ProposalFin, ProposalInit, ProposalPart, Signature, ValidatorAddress,
     Vote,
@@ -24,16 +26,46 @@ use malachitebft_app_channel::app::{
     },
 };
 use malachitebft_sync::{ValueRequest, ValueResponse};
+use std::sync::Arc;
+
+/// Room for a message's fixed fields (ids, heights, a signature) beside its payload.
+const ENVELOPE_BYTES: usize = 1024;
 
 /// Encodes and decodes every message consensus sends, stores or syncs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MetaCodec;
+///
+/// The copy the network uses counts what it refuses (peers' malformed and
+/// oversized messages, which Malachite then drops); the WAL's and sync's
+/// copies count nothing.
+#[derive(Clone, Default)]
+pub struct MetaCodec {
+    refusals: Option<Arc<ConsensusMetrics>>,
+}
+
+impl MetaCodec {
+    /// A codec that counts every message it cannot decode in `metrics`.
+    pub fn counting(metrics: Arc<ConsensusMetrics>) -> Self {
+        Self { refusals: Some(metrics) }
+    }
+}
+
+impl std::fmt::Debug for MetaCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaCodec").field("counting", &self.refusals.is_some()).finish()
+    }
+}
 
 impl<T: Wire + Send + Sync + 'static> Codec<T> for MetaCodec {
     type Error = WireError;
 
     fn decode(&self, bytes: Bytes) -> Result<T, WireError> {
-        crate::wire::decode(&bytes)
+        let result = crate::wire::decode(&bytes);
+        if let (Err(e), Some(metrics)) = (&result, &self.refusals) {
+            metrics.dropped_message(match e {
+                WireError::Oversized { .. } => "oversized",
+                _ => "malformed",
+            });
+        }
+        result
     }
 
     fn encode(&self, msg: &T) -> Result<Bytes, WireError> {
@@ -213,6 +245,8 @@ impl Wire for ProposalPart {
 }
 
 impl Wire for StreamMessage<ProposalPart> {
+    /// One data chunk (the largest part) and its stream header.
+    const MAX_BYTES: usize = CHUNK_BYTES + ENVELOPE_BYTES;
     fn put(&self, w: &mut Writer) {
         self.stream_id.to_bytes().put(w);
         w.u64(self.sequence);
@@ -237,6 +271,8 @@ impl Wire for StreamMessage<ProposalPart> {
 }
 
 impl Wire for SignedConsensusMsg<MetaContext> {
+    /// A vote or proposal carries fixed-size fields only (the value is a hash): about 150 bytes.
+    const MAX_BYTES: usize = ENVELOPE_BYTES;
     fn put(&self, w: &mut Writer) {
         match self {
             SignedConsensusMsg::Vote(v) => {
@@ -281,6 +317,8 @@ impl Wire for RoundCertificate<MetaContext> {
 }
 
 impl Wire for LivenessMsg<MetaContext> {
+    /// A round certificate holds one signature (~120 bytes) per validator: 1 MiB is some 8,000 validators.
+    const MAX_BYTES: usize = 1 << 20;
     fn put(&self, w: &mut Writer) {
         match self {
             LivenessMsg::Vote(v) => {
@@ -330,6 +368,8 @@ impl Wire for PeerId {
 }
 
 impl Wire for Request<MetaContext> {
+    /// Two heights.
+    const MAX_BYTES: usize = ENVELOPE_BYTES;
     fn put(&self, w: &mut Writer) {
         let Request::ValueRequest(req) = self;
         req.range.start().put(w);
@@ -368,10 +408,10 @@ mod tests {
 
     /// Encodes, decodes, and checks every strict prefix is refused.
     fn round_trip<T: Wire + PartialEq + std::fmt::Debug + Send + Sync + 'static>(item: T) {
-        let bytes = Codec::<T>::encode(&MetaCodec, &item).unwrap();
-        assert_eq!(Codec::<T>::decode(&MetaCodec, bytes.clone()).unwrap(), item);
+        let bytes = Codec::<T>::encode(&MetaCodec::default(), &item).unwrap();
+        assert_eq!(Codec::<T>::decode(&MetaCodec::default(), bytes.clone()).unwrap(), item);
         for cut in 0..bytes.len() {
-            assert!(Codec::<T>::decode(&MetaCodec, bytes.slice(..cut)).is_err(), "prefix {cut} decoded");
+            assert!(Codec::<T>::decode(&MetaCodec::default(), bytes.slice(..cut)).is_err(), "prefix {cut} decoded");
         }
     }
 
@@ -425,14 +465,42 @@ mod tests {
                 })
                 .collect();
             let b = Bytes::from(bytes);
-            let _ = Codec::<SignedConsensusMsg<MetaContext>>::decode(&MetaCodec, b.clone());
-            let _ = Codec::<StreamMessage<ProposalPart>>::decode(&MetaCodec, b.clone());
-            let _ = Codec::<LivenessMsg<MetaContext>>::decode(&MetaCodec, b.clone());
-            let _ = Codec::<Response<MetaContext>>::decode(&MetaCodec, b.clone());
-            let _ = Codec::<Status<MetaContext>>::decode(&MetaCodec, b);
+            let _ = Codec::<SignedConsensusMsg<MetaContext>>::decode(&MetaCodec::default(), b.clone());
+            let _ = Codec::<StreamMessage<ProposalPart>>::decode(&MetaCodec::default(), b.clone());
+            let _ = Codec::<LivenessMsg<MetaContext>>::decode(&MetaCodec::default(), b.clone());
+            let _ = Codec::<Response<MetaContext>>::decode(&MetaCodec::default(), b.clone());
+            let _ = Codec::<Status<MetaContext>>::decode(&MetaCodec::default(), b);
         }
         // A vote with an unknown type tag is an error naming the field.
-        let err = Codec::<Vote>::decode(&MetaCodec, Bytes::from(vec![0; 8 + 1 + 1 + 1 + 9 + 20 + 1])).unwrap_err();
+        let err =
+            Codec::<Vote>::decode(&MetaCodec::default(), Bytes::from(vec![0; 8 + 1 + 1 + 1 + 9 + 20 + 1])).unwrap_err();
         assert!(err.to_string().contains("tag"), "{err}");
+    }
+
+    #[test]
+    fn the_network_codec_counts_what_it_refuses() {
+        let metrics = Arc::new(ConsensusMetrics::default());
+        let codec = MetaCodec::counting(metrics.clone());
+        let s = signer();
+        let vote = MetaContext.new_prevote(Height(3), Round::new(0), NilOrVal::Nil, s.address());
+        let good =
+            Codec::encode(&codec, &SignedConsensusMsg::<MetaContext>::Vote(block_on(s.sign_vote(vote)).unwrap()))
+                .unwrap();
+        assert!(Codec::<SignedConsensusMsg<MetaContext>>::decode(&codec, good.clone()).is_ok());
+        // A valid vote padded to 64 KiB: refused by length before it is parsed.
+        let mut padded = good.to_vec();
+        padded.resize(64 * 1024, 0);
+        let err = Codec::<SignedConsensusMsg<MetaContext>>::decode(&codec, Bytes::from(padded)).unwrap_err();
+        assert!(matches!(err, WireError::Oversized { len: 65536, max: ENVELOPE_BYTES }), "{err}");
+        assert!(Codec::<SignedConsensusMsg<MetaContext>>::decode(&codec, good.slice(..good.len() - 1)).is_err());
+        let mut text = String::new();
+        metrics.render(&mut text);
+        assert!(text.contains("metanode_dropped_messages_total{reason=\"oversized\"} 1"), "{text}");
+        assert!(text.contains("metanode_dropped_messages_total{reason=\"malformed\"} 1"), "{text}");
+        // The WAL's codec counts nothing.
+        let _ = Codec::<SignedConsensusMsg<MetaContext>>::decode(&MetaCodec::default(), Bytes::from_static(b"x"));
+        let mut again = String::new();
+        metrics.render(&mut again);
+        assert_eq!(text, again);
     }
 }

@@ -7,8 +7,11 @@ use crate::{
     guard::GuardedSigner,
     host::{Host, HostConfig},
     metrics::ConsensusMetrics,
-    Ed25519, MetaContext, SignatureVerifier, ValidatorAddress, ValidatorKey, ValidatorSet, ValidatorSigner,
+    network_height::NetworkHeight,
+    Ed25519, MetaContext, Proposal, Signature, SignatureVerifier, ValidatorAddress, ValidatorKey, ValidatorSet,
+    ValidatorSigner, Vote,
 };
+use malachitebft_app_channel::app::types::core::{ValidatorProof, VoteExtensionScope};
 use malachitebft_app_channel::{
     app::{
         config::{
@@ -21,7 +24,13 @@ use malachitebft_app_channel::{
     },
     ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
 };
+use malachitebft_signing::{Error as VerifyError, VerificationResult, Verifier};
 use std::{path::PathBuf, sync::Arc, time::Duration};
+
+/// Future heights whose messages the engine keeps until it gets there;
+/// messages beyond them are counted as dropped (the engine's bounded queue
+/// evicts the highest heights first).
+const BUFFERED_HEIGHTS: u64 = 16;
 
 /// Why the engine did not start.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +155,7 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         moniker: config.moniker.clone(),
         consensus: ConsensusConfig {
             value_payload: ValuePayload::ProposalAndParts,
-            queue_capacity: 100,
+            queue_capacity: BUFFERED_HEIGHTS as usize,
             p2p: P2pConfig {
                 listen_addr,
                 persistent_peers,
@@ -166,7 +175,9 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         },
     };
 
-    let verifier = SignatureVerifier::new(config.chain_id);
+    let metrics = Arc::new(ConsensusMetrics::default());
+    metrics.set_validators(config.validators.validators().len(), 0);
+    let verifier = CountingVerifier { inner: SignatureVerifier::new(config.chain_id), metrics: metrics.clone() };
     let signer =
         config.validator_key.as_ref().map(|k| Arc::new(ValidatorSigner::new(k.signing_key.clone(), config.chain_id)));
     let (consensus_ctx, identity, address) = match &config.validator_key {
@@ -183,7 +194,7 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
                 .sign_validator_proof(public_key, keypair.public().to_peer_id().to_bytes())
                 .await
                 .map_err(|e| EngineError::Proof(format!("{e:?}")))?;
-            let proof_bytes = MetaCodec.encode(&proof).map_err(|e| EngineError::Proof(e.to_string()))?;
+            let proof_bytes = MetaCodec::default().encode(&proof).map_err(|e| EngineError::Proof(e.to_string()))?;
             let identity =
                 NetworkIdentity::new_validator(config.moniker.clone(), keypair, address.to_string(), proof_bytes);
             (ConsensusContext::new_validator(address, Box::new(verifier), Box::new(engine_signer)), identity, address)
@@ -198,20 +209,20 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
     let (channels, engine) = malachitebft_app_channel::start_engine(
         MetaContext,
         settings,
-        WalContext::new(config.wal_path.clone(), MetaCodec),
-        NetworkContext::new(identity, MetaCodec),
+        WalContext::new(config.wal_path.clone(), MetaCodec::default()),
+        NetworkContext::new(identity, MetaCodec::counting(metrics.clone())),
         consensus_ctx,
-        SyncContext::new(MetaCodec),
+        SyncContext::new(MetaCodec::default()),
         RequestContext::new(100),
     )
     .await
     .map_err(|e| EngineError::Start(format!("{e:#}")))?;
 
-    let metrics = Arc::new(ConsensusMetrics::default());
-    metrics.set_validators(config.validators.validators().len(), 0);
     let events = tokio::spawn(watch_events(
         channels.events.subscribe(),
         metrics.clone(),
+        NetworkHeight::new(config.chain_id, config.validators.clone()),
+        config.validators.clone(),
         config.validator_key.as_ref().map(|k| k.address()),
     ));
     let host_config = HostConfig {
@@ -226,11 +237,22 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
 }
 
 /// Follows the engine's events for the log and the metrics: the network's
-/// height (for catch-up), and messages signed with this node's own validator
-/// key that this node did not send, which means another node runs the same key.
-async fn watch_events(mut events: RxEvent<MetaContext>, metrics: Arc<ConsensusMetrics>, own: Option<ValidatorAddress>) {
+/// height (the catch-up target); messages the engine will not use, counted
+/// by reason (signed by a key outside the validator set, or for a height
+/// beyond what it buffers); and messages signed with this node's own
+/// validator key that this node did not send, which means another node runs
+/// the same key.
+async fn watch_events(
+    mut events: RxEvent<MetaContext>,
+    metrics: Arc<ConsensusMetrics>,
+    mut network: NetworkHeight,
+    validators: ValidatorSet,
+    own: Option<ValidatorAddress>,
+) {
     use malachitebft_app_channel::app::{
-        engine::util::events::Event, types::core::Proposal as _, types::core::Vote as _, types::SignedConsensusMsg,
+        engine::util::events::Event,
+        types::core::{Proposal as _, ValidatorSet as _, Vote as _},
+        types::SignedConsensusMsg,
     };
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
@@ -240,11 +262,20 @@ async fn watch_events(mut events: RxEvent<MetaContext>, metrics: Arc<ConsensusMe
                     SignedConsensusMsg::Vote(v) => (v.height(), *v.validator_address()),
                     SignedConsensusMsg::Proposal(p) => (p.height(), *p.validator_address()),
                 };
-                metrics.observe_network_height(height.0);
+                if validators.get_by_address(&from).is_none() {
+                    metrics.dropped_message("non_validator");
+                    continue;
+                }
+                if let Some(target) = network.observe(&msg) {
+                    metrics.set_network_height(target);
+                }
                 if Some(from) == own && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     last_warning = Some(std::time::Instant::now());
                     metrics.dropped_message("own_key_from_peer");
                     tracing::error!(validator = %from, %height, "DOUBLE-SIGNING RISK: another node on the network signs with this node's validator key; stop one of them now");
+                }
+                if height.0 > metrics.consensus_height().saturating_add(BUFFERED_HEIGHTS) {
+                    metrics.dropped_message("far_future");
                 }
             }
             Ok(Event::WalReplayBegin(height, count)) => {
@@ -255,5 +286,60 @@ async fn watch_events(mut events: RxEvent<MetaContext>, metrics: Arc<ConsensusMe
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// The verifier the engine calls for every signature a peer sends (votes,
+/// proposals, certificates, validator proofs): ours, plus a count of the
+/// ones that fail, which the engine then drops.
+struct CountingVerifier {
+    inner: SignatureVerifier,
+    metrics: Arc<ConsensusMetrics>,
+}
+
+impl CountingVerifier {
+    fn count(&self, result: Result<VerificationResult, VerifyError>) -> Result<VerificationResult, VerifyError> {
+        if !matches!(result, Ok(VerificationResult::Valid)) {
+            self.metrics.dropped_message("bad_signature");
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl Verifier<MetaContext> for CountingVerifier {
+    async fn verify_signed_vote(
+        &self,
+        vote: &Vote,
+        signature: &Signature,
+        public_key: &ed25519_dalek::VerifyingKey,
+    ) -> Result<VerificationResult, VerifyError> {
+        self.count(self.inner.verify_signed_vote(vote, signature, public_key).await)
+    }
+
+    async fn verify_signed_proposal(
+        &self,
+        proposal: &Proposal,
+        signature: &Signature,
+        public_key: &ed25519_dalek::VerifyingKey,
+    ) -> Result<VerificationResult, VerifyError> {
+        self.count(self.inner.verify_signed_proposal(proposal, signature, public_key).await)
+    }
+
+    async fn verify_signed_vote_extension(
+        &self,
+        scope: &VoteExtensionScope<MetaContext>,
+        extension: &(),
+        signature: &Signature,
+        public_key: &ed25519_dalek::VerifyingKey,
+    ) -> Result<VerificationResult, VerifyError> {
+        self.count(self.inner.verify_signed_vote_extension(scope, extension, signature, public_key).await)
+    }
+
+    async fn verify_validator_proof(
+        &self,
+        proof: &ValidatorProof<MetaContext>,
+    ) -> Result<VerificationResult, VerifyError> {
+        self.count(self.inner.verify_validator_proof(proof).await)
     }
 }

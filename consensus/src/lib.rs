@@ -21,6 +21,7 @@ mod height;
 mod host;
 mod keys;
 mod metrics;
+mod network_height;
 pub mod parts;
 mod proposal;
 mod signing;

@@ -93,12 +93,17 @@ impl ConsensusMetrics {
         self.peers.store(n as u64, Ordering::Relaxed);
     }
 
-    /// A peer's consensus message was seen at `height`: the network is at least there.
-    pub fn observe_network_height(&self, height: u64) {
-        self.network_height.fetch_max(height, Ordering::Relaxed);
+    /// The height the network has reached (see `NetworkHeight`).
+    pub fn set_network_height(&self, height: u64) {
+        self.network_height.store(height, Ordering::Relaxed);
     }
 
-    /// The highest height seen in peers' consensus messages.
+    /// The height consensus is deciding.
+    pub fn consensus_height(&self) -> u64 {
+        self.height.load(Ordering::Relaxed)
+    }
+
+    /// The height more than a third of the validators' power has signed messages at.
     pub fn network_height(&self) -> u64 {
         self.network_height.load(Ordering::Relaxed)
     }
@@ -148,7 +153,12 @@ impl ConsensusMetrics {
             self.committed.load(Ordering::Relaxed),
         );
         let (height, target) = (self.height.load(Ordering::Relaxed), self.network_height());
-        gauge(out, "metanode_sync_target_height", "Highest height seen from peers.", target.to_string());
+        gauge(
+            out,
+            "metanode_sync_target_height",
+            "Highest height validators with over a third of the power signed messages at.",
+            target.to_string(),
+        );
         gauge(
             out,
             "metanode_sync_catching_up",
@@ -175,7 +185,7 @@ impl ConsensusMetrics {
         );
         let _ = writeln!(
             out,
-            "# HELP metanode_dropped_messages_total Consensus messages dropped, by reason.\n# TYPE metanode_dropped_messages_total counter"
+            "# HELP metanode_dropped_messages_total Consensus messages from peers dropped, by reason: bad_signature, non_validator, far_future, oversized, malformed, wrong_proposer, proposal_part, own_key_from_peer.\n# TYPE metanode_dropped_messages_total counter"
         );
         for (reason, n) in self.dropped.lock().iter() {
             let _ = writeln!(out, "metanode_dropped_messages_total{{reason=\"{reason}\"}} {n}");

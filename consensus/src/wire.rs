@@ -26,6 +26,14 @@ pub enum WireError {
     /// A field with a value that cannot be.
     #[error("invalid {0}")]
     Invalid(&'static str),
+    /// More bytes than any honest encoding of the type takes; refused unread.
+    #[error("{len} bytes is over the {max}-byte limit for this message")]
+    Oversized {
+        /// The input's length.
+        len: usize,
+        /// The type's [`Wire::MAX_BYTES`].
+        max: usize,
+    },
 }
 
 /// Appends encoded items.
@@ -137,6 +145,10 @@ impl<'a> Reader<'a> {
 
 /// A type with a wire encoding.
 pub trait Wire: Sized {
+    /// The largest encoding a peer may send as one message of this type:
+    /// anything longer is refused before decoding, so a flood of padded
+    /// messages costs a length check, not a parse.
+    const MAX_BYTES: usize = usize::MAX;
     /// Appends the encoding.
     fn put(&self, w: &mut Writer);
     /// Reads one item.
@@ -152,6 +164,9 @@ pub fn encode<T: Wire>(item: &T) -> Vec<u8> {
 
 /// Decodes exactly one item from `bytes`.
 pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, WireError> {
+    if bytes.len() > T::MAX_BYTES {
+        return Err(WireError::Oversized { len: bytes.len(), max: T::MAX_BYTES });
+    }
     let mut r = Reader::new(bytes);
     let item = T::get(&mut r)?;
     r.finish()?;

@@ -4,6 +4,7 @@
 use crate::chain::ChainService;
 use anyhow::Context;
 use metanode_consensus::ConsensusMetrics;
+use metanode_p2p::TxGossip;
 use std::{fmt::Write, net::SocketAddr, sync::Arc};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -16,6 +17,8 @@ pub struct MetricsSources {
     pub chain: Arc<ChainService>,
     /// Consensus counters.
     pub consensus: Arc<ConsensusMetrics>,
+    /// Transaction gossip, for its peer checks.
+    pub gossip: Arc<TxGossip>,
 }
 
 impl MetricsSources {
@@ -32,6 +35,11 @@ impl MetricsSources {
             out,
             "# HELP metanode_txpool_transactions Transactions in the pool.\n# TYPE metanode_txpool_transactions gauge\nmetanode_txpool_transactions {}",
             self.chain.pool().len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP metanode_p2p_foreign_peers_total Peers disconnected for being on another chain (genesis, chain id or validator set).\n# TYPE metanode_p2p_foreign_peers_total counter\nmetanode_p2p_foreign_peers_total {}",
+            self.gossip.foreign_peers()
         );
         self.consensus.render(&mut out);
         out

@@ -17,7 +17,7 @@ use metanode_execution::{
     txpool::{PoolConfig, TxPool},
     Executor,
 };
-use metanode_p2p::GossipConfig;
+use metanode_p2p::{ChainIdentity, GossipConfig};
 use metanode_primitives::ChainSpec;
 use metanode_rpc::{ApiConfig, EthApi, ServerOptions};
 use metanode_storage::{ChainDb, DbOptions, HistoryMode};
@@ -221,9 +221,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let pool = Arc::new(TxPool::new(pool_config, spec.chain_id, head.header.gas_limit));
         let signers = if is_dev { dev::dev_signers()? } else { Vec::new() };
         let default_addr = if is_dev { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from([0, 0, 0, 0]) };
+        let net_id = network_id(genesis.hash, &spec);
+        // Peers with another genesis or validator set use other protocol names and
+        // never connect; this id in both logs (and in /status) shows why.
+        tracing::info!(network_id = %net_id, "network id (genesis, chain id and validator set digest)");
         let api_config = ApiConfig {
             max_logs_range: config.rpc.max_logs_range,
             accounts: signers.iter().map(|s| s.address()).collect(),
+            network_id: Some(net_id.clone()),
             ..Default::default()
         };
         let api = EthApi::new(executor.clone(), pool.clone(), api_config);
@@ -240,10 +245,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start JSON-RPC")?;
         tracing::info!(http = %servers.http_addr, ws = ?servers.ws_addr, "JSON-RPC listening");
-        let net_id = network_id(genesis.hash, &spec);
-        // Peers with another genesis or validator set use other protocol names and
-        // never connect; this id in both logs shows why.
-        tracing::info!(network_id = %net_id, "network id (genesis, chain id and validator set digest)");
         let gossip_ip = config.p2p.addr.unwrap_or(default_addr);
         let gossip = gossip::start(
             GossipConfig {
@@ -254,6 +255,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 ),
                 peers: config.p2p.peers.clone(),
                 network_id: net_id.clone(),
+                chain: ChainIdentity { chain_id: spec.chain_id, genesis_hash: genesis.hash },
                 node_key: node_key.signing_key.to_bytes(),
                 max_message_bytes: 1 << 20,
             },
@@ -286,16 +288,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let peer_watch = {
             let (gossip, api, metrics) = (gossip.clone(), api.clone(), consensus.metrics.clone());
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(2));
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
                     api.set_peer_count(gossip.peer_count());
+                    api.set_network_height(metrics.network_height());
                     metrics.set_peers(gossip.peer_count());
                 }
             })
         };
         let metrics_addr = if config.metrics.enabled {
-            let sources = Arc::new(MetricsSources { chain: service.clone(), consensus: consensus.metrics.clone() });
+            let sources = Arc::new(MetricsSources {
+                chain: service.clone(),
+                consensus: consensus.metrics.clone(),
+                gossip: gossip.clone(),
+            });
             let addr = metrics::serve(SocketAddr::new(config.metrics.addr, config.metrics.port), sources).await?;
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
             Some(addr)

@@ -7,105 +7,12 @@
 
 mod common;
 
-use common::*;
+use common::{net::*, *};
 use serde_json::{json, Value};
-use std::{
-    path::PathBuf,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 const VALIDATORS: usize = 4;
 const FULL_NODES: usize = 2;
-
-/// A base port whose whole range (10 ports per node) is free right now.
-fn free_base_port(nodes: usize) -> u16 {
-    for _ in 0..200 {
-        let base = 20_000 + (rand_u16() % 3_000) * 10;
-        let all_free = (0..nodes as u16 * 10).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free port range found");
-}
-
-fn rand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    (nanos ^ std::process::id().rotate_left(16)) as u16
-}
-
-struct Net {
-    _dir: tempfile::TempDir,
-    out: PathBuf,
-    base: u16,
-}
-
-impl Net {
-    fn generate() -> Net {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("net");
-        let base = free_base_port(VALIDATORS + FULL_NODES);
-        let status = Command::new(binary())
-            .args(["testnet", "--validators", &VALIDATORS.to_string(), "--full-nodes", &FULL_NODES.to_string()])
-            .args(["--base-port", &base.to_string(), "--block-time", "300ms", "--out"])
-            .arg(&out)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "testnet generation failed");
-        Net { _dir: dir, out, base }
-    }
-
-    fn node_dir(&self, name: &str) -> PathBuf {
-        self.out.join(name)
-    }
-
-    fn http(&self, index: usize) -> String {
-        format!("http://127.0.0.1:{}", self.base + index as u16 * 10)
-    }
-
-    fn start(&self, index: usize) -> TestNode {
-        let name =
-            if index < VALIDATORS { format!("validator-{index}") } else { format!("fullnode-{}", index - VALIDATORS) };
-        TestNode::start_configured(&self.node_dir(&name), &self.http(index), &[])
-    }
-}
-
-fn height(node: &TestNode) -> u64 {
-    parse_quantity(&node.rpc("eth_blockNumber", json!([])))
-}
-
-fn parse_quantity(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-fn block_hash(node: &TestNode, n: u64) -> Option<String> {
-    let block = node.rpc("eth_getBlockByNumber", json!([format!("0x{n:x}"), false]));
-    block.get("hash").and_then(Value::as_str).map(str::to_string)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Every node has the same hash at every height up to the lowest head.
-fn assert_same_chain(nodes: &[&TestNode]) -> u64 {
-    let top = nodes.iter().map(|n| height(n)).min().unwrap();
-    for h in 1..=top {
-        let hashes: Vec<_> = nodes.iter().map(|n| block_hash(n, h)).collect();
-        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "nodes disagree at height {h}: {hashes:?}");
-    }
-    top
-}
-
-fn all(nodes: &[Option<TestNode>]) -> Vec<&TestNode> {
-    nodes.iter().flatten().collect()
-}
 
 fn send_transfer(node: &TestNode, nonce: u64) -> String {
     let raw = signed_transfer(DEV_KEY_1, nonce, alloy_primitives::Address::repeat_byte(0x42), 7);
@@ -131,7 +38,7 @@ fn check_certificate(node: &TestNode, n: u64) {
 
 #[test]
 fn four_validators_finalize_survive_faults_and_catch_up() {
-    let net = Net::generate();
+    let net = Net::generate(VALIDATORS, FULL_NODES);
     for name in ["validator-0", "validator-3", "fullnode-0"] {
         let dir = net.node_dir(name);
         for file in ["config.toml", "genesis.json", "keys/node_key.json"] {
@@ -194,4 +101,15 @@ fn four_validators_finalize_survive_faults_and_catch_up() {
     everyone.push(&late);
     assert!(assert_same_chain(&everyone) >= tip);
     check_certificate(&late, tip);
+    // It knows where the validators are, and says it is no longer syncing.
+    wait_until("the late node reports the validators' height", Duration::from_secs(20), || {
+        let target = net
+            .metrics(VALIDATORS + 1)
+            .lines()
+            .find_map(|l| l.strip_prefix("metanode_sync_target_height ").and_then(|v| v.trim().parse::<u64>().ok()));
+        target.is_some_and(|t| t >= tip)
+    });
+    wait_until("eth_syncing is false at the tip", Duration::from_secs(20), || {
+        late.rpc("eth_syncing", json!([])) == json!(false)
+    });
 }

@@ -10,7 +10,13 @@
 //! however many peers send it; every transaction in it is judged by the
 //! caller (the pool) before it is forwarded, and a peer that keeps sending
 //! invalid transactions is disconnected.
+//!
+//! The identify handshake carries the network id (as protocol version) and
+//! the chain id and genesis hash (in the agent string), so a peer started
+//! from another genesis.json is named in an error and disconnected, where
+//! the consensus network would only never talk to it.
 
+use alloy_primitives::B256;
 use futures::StreamExt;
 use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode},
@@ -22,7 +28,7 @@ use std::{
     collections::{HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -59,16 +65,65 @@ pub struct GossipConfig {
     pub peers: Vec<String>,
     /// Names the topic; nodes of other chains use another.
     pub network_id: String,
+    /// The chain this node is on, told to peers so that one started from
+    /// another genesis is named as such instead of silently never talking.
+    pub chain: ChainIdentity,
     /// The node's ed25519 identity seed.
     pub node_key: [u8; 32],
     /// Largest message accepted or sent.
     pub max_message_bytes: usize,
 }
 
+/// What a node says about its chain in the identify handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainIdentity {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The hash of block 0.
+    pub genesis_hash: B256,
+}
+
+impl ChainIdentity {
+    /// The identify agent string: the client version and this chain.
+    fn agent(&self) -> String {
+        format!("metanode/{} chain={} genesis={}", env!("CARGO_PKG_VERSION"), self.chain_id, self.genesis_hash)
+    }
+
+    /// The chain in a peer's agent string, if it is a MetaNode's.
+    fn from_agent(agent: &str) -> Option<Self> {
+        let mut chain_id = None;
+        let mut genesis_hash = None;
+        for field in agent.split_whitespace() {
+            if let Some(v) = field.strip_prefix("chain=") {
+                chain_id = v.parse().ok();
+            } else if let Some(v) = field.strip_prefix("genesis=") {
+                genesis_hash = v.parse().ok();
+            }
+        }
+        Some(Self { chain_id: chain_id?, genesis_hash: genesis_hash? })
+    }
+}
+
+/// Why a peer's chain differs from ours, in words an operator can act on.
+fn chain_mismatch(ours: &ChainIdentity, theirs: Option<&ChainIdentity>) -> String {
+    match theirs {
+        None => "it is not a MetaNode, or too old to say which chain it is on".into(),
+        Some(t) if t.genesis_hash != ours.genesis_hash => format!(
+            "its genesis block is {} (chain id {}), ours is {} (chain id {}): the two nodes were started from different genesis.json files",
+            t.genesis_hash, t.chain_id, ours.genesis_hash, ours.chain_id
+        ),
+        Some(t) if t.chain_id != ours.chain_id => {
+            format!("its chain id is {}, ours is {}", t.chain_id, ours.chain_id)
+        }
+        Some(_) => "same genesis block and chain id, but another validator set in genesis.json".into(),
+    }
+}
+
 /// A running gossip swarm.
 pub struct TxGossip {
     outbound: mpsc::Sender<Vec<u8>>,
     peers: Arc<AtomicUsize>,
+    foreign_peers: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -84,6 +139,12 @@ impl TxGossip {
     /// Peers currently connected.
     pub fn peer_count(&self) -> usize {
         self.peers.load(Ordering::Relaxed)
+    }
+
+    /// Peers disconnected because they are on another chain (another
+    /// genesis, chain id or validator set).
+    pub fn foreign_peers(&self) -> u64 {
+        self.foreign_peers.load(Ordering::Relaxed)
     }
 
     /// Stops the swarm.
@@ -130,7 +191,10 @@ pub fn start(
         .map_err(|e| P2pError::Setup(e.to_string()))?
         .with_behaviour(|key| {
             let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
-            let identify = identify::Behaviour::new(identify::Config::new("/metanode/1".into(), key.public()));
+            let identify = identify::Behaviour::new(
+                identify::Config::new(protocol_version(&config.network_id), key.public())
+                    .with_agent_version(config.chain.agent()),
+            );
             Ok(Behaviour { gossipsub, identify })
         })
         .map_err(|e| P2pError::Setup(e.to_string()))?
@@ -146,11 +210,42 @@ pub fn start(
     }
     let (outbound, rx) = mpsc::channel(16_384);
     let count = Arc::new(AtomicUsize::new(0));
+    let foreign_peers = Arc::new(AtomicU64::new(0));
     let batch_bytes = config.max_message_bytes.saturating_sub(64 * 1024).max(config.max_message_bytes / 2);
-    let task = tokio::spawn(run(swarm, topic, rx, peers, count.clone(), Box::new(on_tx), batch_bytes));
-    Ok(TxGossip { outbound, peers: count, task })
+    let state = SwarmState {
+        topic,
+        peers,
+        count: count.clone(),
+        foreign_peers: foreign_peers.clone(),
+        judge: Box::new(on_tx),
+        batch_bytes,
+        chain: config.chain,
+        protocol_version: protocol_version(&config.network_id),
+    };
+    let task = tokio::spawn(run(swarm, rx, state));
+    Ok(TxGossip { outbound, peers: count, foreign_peers, task })
 }
 
+/// The identify protocol version: peers with another network id are on another chain.
+fn protocol_version(network_id: &str) -> String {
+    format!("/metanode/{network_id}/1")
+}
+
+/// What the swarm task holds besides the swarm.
+struct SwarmState {
+    topic: IdentTopic,
+    peers: Vec<Multiaddr>,
+    count: Arc<AtomicUsize>,
+    foreign_peers: Arc<AtomicU64>,
+    judge: Judge,
+    batch_bytes: usize,
+    chain: ChainIdentity,
+    protocol_version: String,
+}
+
+/// How long a peer of another chain stays connected after its identify
+/// arrives: long enough for ours to reach it.
+const FOREIGN_GRACE: Duration = Duration::from_secs(1);
 /// Invalid messages a peer may send before it is disconnected.
 const MAX_REJECTS: u32 = 16;
 /// Most transactions in one gossip message.
@@ -205,18 +300,15 @@ fn judge_batch(data: &[u8], judge: &Judge) -> Verdict {
 
 type Judge = Box<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
 
-async fn run(
-    mut swarm: Swarm<Behaviour>,
-    topic: IdentTopic,
-    mut outbound: mpsc::Receiver<Vec<u8>>,
-    peers: Vec<Multiaddr>,
-    count: Arc<AtomicUsize>,
-    judge: Judge,
-    batch_bytes: usize,
-) {
+async fn run(mut swarm: Swarm<Behaviour>, mut outbound: mpsc::Receiver<Vec<u8>>, state: SwarmState) {
+    let SwarmState { topic, peers, count, foreign_peers, judge, batch_bytes, chain, protocol_version } = state;
     let mut redial = tokio::time::interval(Duration::from_secs(5));
     let mut connected: HashSet<PeerId> = HashSet::new();
     let mut rejects: HashMap<PeerId, u32> = HashMap::new();
+    // Peers of another chain, disconnected a moment after we learn it, so
+    // that our own identify answer reaches them and they log why too.
+    let mut foreign: Vec<(tokio::time::Instant, PeerId)> = Vec::new();
+    let mut sweep = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             Some(tx) = outbound.recv() => {
@@ -236,6 +328,16 @@ async fn run(
                     Err(e) => tracing::debug!(error = %e, "cannot gossip a transaction"),
                 }
             }
+            _ = sweep.tick(), if !foreign.is_empty() => {
+                let now = tokio::time::Instant::now();
+                foreign.retain(|(due, peer)| {
+                    if *due > now {
+                        return true;
+                    }
+                    let _ = swarm.disconnect_peer_id(*peer);
+                    false
+                });
+            }
             _ = redial.tick() => {
                 if connected.len() < peers.len() {
                     for peer in &peers {
@@ -252,6 +354,14 @@ async fn run(
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                     connected.remove(&peer_id);
                     count.store(connected.len(), Ordering::Relaxed);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
+                    if info.protocol_version != protocol_version =>
+                {
+                    let why = chain_mismatch(&chain, ChainIdentity::from_agent(&info.agent_version).as_ref());
+                    tracing::error!(peer = %peer_id, listen = ?info.listen_addrs, "peer is on another chain, disconnecting: {why}");
+                    foreign_peers.fetch_add(1, Ordering::Relaxed);
+                    foreign.push((tokio::time::Instant::now() + FOREIGN_GRACE, peer_id));
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                     propagation_source,
@@ -300,6 +410,64 @@ mod tests {
         assert!(decode_batch(&long).is_none());
         assert!(decode_batch(&[0, 0, 0, 0]).is_none());
         assert!(decode_batch(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]).is_none());
+    }
+
+    fn identity(genesis: u8) -> ChainIdentity {
+        ChainIdentity { chain_id: 9928, genesis_hash: B256::repeat_byte(genesis) }
+    }
+
+    #[test]
+    fn agent_strings_carry_the_chain_and_mismatches_are_explained() {
+        let ours = identity(1);
+        assert_eq!(ChainIdentity::from_agent(&ours.agent()), Some(ours.clone()));
+        assert_eq!(ChainIdentity::from_agent("rust-libp2p/0.47"), None);
+        let why = chain_mismatch(&ours, Some(&identity(2)));
+        assert!(why.contains("different genesis.json") && why.contains(&B256::repeat_byte(2).to_string()), "{why}");
+        let other_id = ChainIdentity { chain_id: 1, ..ours.clone() };
+        assert!(chain_mismatch(&ours, Some(&other_id)).contains("chain id is 1, ours is 9928"));
+        assert!(chain_mismatch(&ours, Some(&ours)).contains("validator set"));
+        assert!(chain_mismatch(&ours, None).contains("not a MetaNode"));
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    fn node(key: u8, genesis: u8, network_id: &str, port: u16, peers: Vec<String>) -> TxGossip {
+        let config = GossipConfig {
+            listen: format!("/ip4/127.0.0.1/tcp/{port}"),
+            peers,
+            network_id: network_id.into(),
+            chain: identity(genesis),
+            node_key: [key; 32],
+            max_message_bytes: 1 << 20,
+        };
+        start(config, |_| Verdict::Accept).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_peer_from_another_genesis_is_refused_by_both_sides() {
+        let (port_a, port_b) = (free_port(), free_port());
+        let a = node(1, 1, "aaaa", port_a, vec![]);
+        let b = node(2, 2, "bbbb", port_b, vec![format!("/ip4/127.0.0.1/tcp/{port_a}")]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while a.foreign_peers() == 0 || b.foreign_peers() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the foreign peer was not refused");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Nodes of one chain stay connected.
+        let port_c = free_port();
+        let c = node(3, 1, "aaaa", port_c, vec![format!("/ip4/127.0.0.1/tcp/{port_a}")]);
+        while c.peer_count() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "same-chain peers did not connect");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(c.peer_count(), 1);
+        assert_eq!(c.foreign_peers(), 0);
+        for n in [a, b, c] {
+            n.stop();
+        }
     }
 
     #[test]

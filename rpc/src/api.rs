@@ -10,7 +10,7 @@ use metanode_execution::{txpool::TxPool, Executor};
 use metanode_primitives::{ChainSpec, SealedBlock};
 use metanode_storage::{ChainDb, StateReader, StorageError};
 use std::sync::{
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
     Arc,
 };
 use tokio::sync::broadcast;
@@ -33,6 +33,9 @@ pub struct ApiConfig {
     pub accounts: Vec<Address>,
     /// `web3_clientVersion`.
     pub client_version: String,
+    /// The digest peers must share (genesis, chain id, validator set), shown
+    /// by `/status` so operators can compare nodes that will not connect.
+    pub network_id: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +44,7 @@ impl Default for ApiConfig {
             max_logs_range: 10_000,
             accounts: Vec::new(),
             client_version: format!("metanode/v{}/{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS),
+            network_id: None,
         }
     }
 }
@@ -55,6 +59,21 @@ pub struct EthApi {
     pub(crate) pending_txs: broadcast::Sender<B256>,
     pub(crate) filters: FilterManager,
     pub(crate) peers: AtomicUsize,
+    /// The highest block height peers are known to be at.
+    network_height: AtomicU64,
+    /// The head when the current catch-up began (`eth_syncing`'s startingBlock).
+    sync_start: parking_lot::Mutex<Option<u64>>,
+}
+
+/// Progress of a catch-up, as `eth_syncing` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// The head when catch-up began.
+    pub starting: u64,
+    /// The head now.
+    pub current: u64,
+    /// The highest height seen from peers.
+    pub highest: u64,
 }
 
 impl std::fmt::Debug for EthApi {
@@ -77,6 +96,8 @@ impl EthApi {
             pending_txs,
             filters: FilterManager::default(),
             peers: AtomicUsize::new(0),
+            network_height: AtomicU64::new(0),
+            sync_start: parking_lot::Mutex::new(None),
         });
         let weak = Arc::downgrade(&api);
         pool.on_new_transaction(move |hash| {
@@ -96,6 +117,26 @@ impl EthApi {
     /// Sets the peer count reported by `net_peerCount` and `/status`.
     pub fn set_peer_count(&self, n: usize) {
         self.peers.store(n, Ordering::Relaxed);
+    }
+
+    /// Records the highest height peers are known to be at (from consensus).
+    pub fn set_network_height(&self, height: u64) {
+        self.network_height.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// `Some` while this node is more than one block behind its peers: one
+    /// block is the normal lag of a node that has seen votes for the next
+    /// height before committing the current one.
+    pub fn sync_progress(&self) -> Result<Option<SyncProgress>, ErrorObjectOwned> {
+        let current = self.head()?;
+        let highest = self.network_height.load(Ordering::Relaxed);
+        let mut start = self.sync_start.lock();
+        if highest <= current + 1 {
+            *start = None;
+            return Ok(None);
+        }
+        let starting = *start.get_or_insert(current);
+        Ok(Some(SyncProgress { starting, current, highest }))
     }
 
     /// The chain specification.

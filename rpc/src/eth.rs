@@ -255,7 +255,16 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
         Ok(keccak256(&data))
     })?;
     module.register_method("eth_blockNumber", |_, api, _| -> RpcResult<U64> { Ok(U64::from(api.head()?)) })?;
-    module.register_method("eth_syncing", |_, _, _| -> RpcResult<bool> { Ok(false) })?;
+    module.register_method("eth_syncing", |_, api, _| -> RpcResult<Value> {
+        Ok(match api.sync_progress()? {
+            None => Value::Bool(false),
+            Some(p) => json!({
+                "startingBlock": U64::from(p.starting),
+                "currentBlock": U64::from(p.current),
+                "highestBlock": U64::from(p.highest),
+            }),
+        })
+    })?;
     module
         .register_method("eth_accounts", |_, api, _| -> RpcResult<Vec<Address>> { Ok(api.config.accounts.clone()) })?;
     module.register_method("eth_getBlockByNumber", |p, api, _| -> RpcResult<Option<Value>> {

@@ -72,13 +72,17 @@ pub fn build_module(api: Arc<EthApi>) -> Result<RpcModule<Arc<EthApi>>, jsonrpse
 
 fn status_json(api: &EthApi) -> serde_json::Value {
     let head = api.head().unwrap_or_default();
-    let hash = api.db.block_hash(head).ok().flatten().unwrap_or_default();
+    let hash = |n| api.db.block_hash(n).ok().flatten().unwrap_or_default();
+    let sync = api.sync_progress().ok().flatten();
     json!({
         "height": head,
-        "latestHash": hash,
+        "latestHash": hash(head),
+        "genesisHash": hash(0),
         "chainId": api.spec().chain_id,
+        "networkId": api.config.network_id,
         "peers": api.peers.load(std::sync::atomic::Ordering::Relaxed),
-        "syncing": false,
+        "syncing": sync.is_some(),
+        "highestBlock": sync.map_or(head, |s| s.highest),
     })
 }
 

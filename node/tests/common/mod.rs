@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
