@@ -7,6 +7,10 @@
 #   3. history catch-up: a fresh full node syncs the loaded chain (blocks/s, tx/s).
 # Build first: cargo build --release --workspace --bins
 #   usage: scripts/bench-testnet.sh [SECONDS] [RATE] [IN_FLIGHT]
+# PHASES (default "empty load") picks the phases; history catch-up follows load.
+# PIN=1 runs the validators on CPU 0 and the syncing node on CPU 1, so the
+# node under test has a core of its own as it would on its own machine
+# (unpinned, it shares both cores with four validators making 100 blocks/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_LOAD="${1:-60}"
@@ -14,7 +18,8 @@ RATE="${2:-3000}"
 # Transactions in flight (submitted, not yet final): with a closed loop,
 # latency = in flight / throughput, so this sets the latency being measured.
 IN_FLIGHT="${3:-2500}"
-target="${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}/release"
+# BIN_DIR runs other binaries (e.g. an older build, for an A/B comparison).
+target="${BIN_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}/release}"
 NODE="$target/metanode-node"
 LOAD="$target/metanode-load"
 [ -x "$NODE" ] && [ -x "$LOAD" ] || { echo "bench: build release binaries first" >&2; exit 1; }
@@ -29,9 +34,13 @@ height() {
         -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$1" \
         | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"],16))' 2>/dev/null || echo 0
 }
-start_node() { # dir logname -> pid
+PHASES="${PHASES:-empty load}"
+pin() { # cpu -> command prefix
+    if [ "${PIN:-0}" = 1 ]; then echo "taskset -c $1"; fi
+}
+start_node() { # dir logname [cpu] -> pid
     # Consensus driver at info: its "Starting new round" lines count round changes.
-    RUST_LOG=warn,arc_malachitebft_core_consensus::handle::driver=info "$NODE" --datadir "$1" >"$work/$2.log" 2>&1 &
+    RUST_LOG=warn,arc_malachitebft_core_consensus::handle::driver=info $(pin "${3:-0}") "$NODE" --datadir "$1" >"$work/$2.log" 2>&1 &
     pids+=("$!")
     echo "$!"
 }
@@ -46,7 +55,7 @@ catch_up() { # net_dir base label
     local url="http://127.0.0.1:$(($2 + 50))"
     local tip; tip="$(height "http://127.0.0.1:$2")"
     local t0; t0="$(date +%s.%N)"
-    start_node "$1/fullnode-1" "$3-late" >/dev/null
+    start_node "$1/fullnode-1" "$3-late" 1 >/dev/null
     wait_height "$url" 1 60
     local tf; tf="$(date +%s.%N)"
     wait_height "$url" "$tip" 600
@@ -65,7 +74,8 @@ print(f"catch-up ({label}): {tip} blocks, {txs} transactions in {secs:.1f}s from
 PY
 }
 
-echo "== empty-block catch-up"
+if [[ " $PHASES " == *" empty "* ]]; then
+echo "== empty-block catch-up (PIN=${PIN:-0})"
 base="$(free_base)"
 "$NODE" testnet --validators 4 --full-nodes 2 --out "$work/empty" --base-port "$base" --block-time 10ms >/dev/null
 for i in 0 1 2 3; do start_node "$work/empty/validator-$i" "empty-v$i" >/dev/null; done
@@ -73,7 +83,9 @@ wait_height "http://127.0.0.1:$base" 1 60
 sleep 40
 catch_up "$work/empty" "$base" "empty blocks"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=()
+fi
 
+[[ " $PHASES " == *" load "* ]] || exit 0
 echo "== load: ${SECONDS_LOAD}s of transfers at up to ${RATE}/s"
 base="$(free_base)"
 "$NODE" testnet --validators 4 --full-nodes 2 --out "$work/load" --base-port "$base" --block-time 250ms >/dev/null
