@@ -49,11 +49,7 @@ pub trait Application: Send + Sync + 'static {
 
     /// Commits a decided block together with its certificate in one write.
     /// `block` is the encoding this node built or verified before.
-    /// `from_sync` is true for a block taken from peers by catch-up: it need
-    /// not wait for the disk, since losing it costs only fetching it again,
-    /// and this node signed nothing at its height.
-    async fn commit_block(&self, block: Bytes, certificate: CommitCertificate, from_sync: bool)
-        -> Result<(), AppError>;
+    async fn commit_block(&self, block: Bytes, certificate: CommitCertificate) -> Result<(), AppError>;
 
     /// A committed block's encoding and certificate, served to peers catching up.
     fn decided_block(&self, height: u64) -> Result<Option<(Bytes, CommitCertificate)>, AppError>;

@@ -72,8 +72,6 @@ pub struct Host {
     undecided: Vec<ProposedValue<MetaContext>>,
     streams: PartStreams,
     future: BTreeMap<Height, Vec<AssembledProposal>>,
-    /// The block at the current height that came from value sync, if any.
-    synced: Option<B256>,
     /// Catch-up progress for the log: when it was last reported, and the blocks synced then.
     sync_report: Option<(Instant, u64)>,
 }
@@ -92,7 +90,6 @@ impl Host {
             undecided: Vec::new(),
             streams: PartStreams::default(),
             future: BTreeMap::new(),
-            synced: None,
             sync_report: None,
         }
     }
@@ -222,7 +219,6 @@ impl Host {
         self.blocks.clear();
         self.own.clear();
         self.undecided.clear();
-        self.synced = None;
         self.streams.prune_below(height);
         self.future = self.future.split_off(&height);
     }
@@ -357,8 +353,7 @@ impl Host {
         let total = self.config.validators.validators().len();
         let signed = certificate.commit_signatures.len();
         self.metrics.set_validators(total, total.saturating_sub(signed));
-        let from_sync = self.synced == Some(certificate.value_id);
-        match self.app.commit_block(block, to_chain(certificate), from_sync).await {
+        match self.app.commit_block(block, to_chain(certificate)).await {
             Ok(()) => self.metrics.committed(),
             Err(e) => tracing::error!(%height, error = %e, "cannot commit the decided block"),
         }
@@ -434,7 +429,6 @@ impl Host {
         let (hash, validity) = match self.app.verify_block(height.0, block.clone()).await {
             Ok(hash) => {
                 self.blocks.insert(hash, block);
-                self.synced = Some(hash);
                 (hash, Validity::Valid)
             }
             Err(BlockRejected { hash: Some(hash), reason }) => {
@@ -485,7 +479,7 @@ mod tests {
                 _ => Err(BlockRejected { hash: Some(hash), reason: "state root mismatch".into() }),
             }
         }
-        async fn commit_block(&self, _: Bytes, _: ChainCommit, _: bool) -> Result<(), AppError> {
+        async fn commit_block(&self, _: Bytes, _: ChainCommit) -> Result<(), AppError> {
             Ok(())
         }
         fn decided_block(&self, _: u64) -> Result<Option<(Bytes, ChainCommit)>, AppError> {

@@ -13,7 +13,7 @@ use alloy_eips::Typed2718;
 use alloy_evm::{EthEvmFactory, Evm, EvmFactory};
 use alloy_primitives::{keccak256, Address, Bloom, Bytes};
 use metanode_primitives::{ChainSpec, CommitCertificate, RecoveredTx, SealedBlock};
-use metanode_storage::{BlockWrite, ChainDb, Durability, StateDiff, TrieWrites};
+use metanode_storage::{BlockWrite, ChainDb, StateDiff, TrieWrites};
 use revm::context::result::{EVMError, ExecutionResult};
 use std::sync::Arc;
 
@@ -268,24 +268,13 @@ impl Executor {
     /// Commits an executed block atomically, with the certificate that
     /// finalized it when there is one.
     pub fn commit(&self, executed: &ExecutedBlock, commit: Option<&CommitCertificate>) -> Result<(), ExecError> {
-        self.commit_with(executed, commit, Durability::Synced)
-    }
-
-    /// [`Self::commit`] with a choice of durability (catch-up skips the fsync).
-    pub fn commit_with(
-        &self,
-        executed: &ExecutedBlock,
-        commit: Option<&CommitCertificate>,
-        durability: Durability,
-    ) -> Result<(), ExecError> {
-        let write = BlockWrite {
+        self.db.commit_block(BlockWrite {
             block: &executed.block,
             receipts: &executed.receipts,
             state: &executed.diff,
             trie: &executed.trie,
             commit,
-        };
-        self.db.commit_block_with(write, durability)?;
+        })?;
         Ok(())
     }
 }

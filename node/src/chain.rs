@@ -8,7 +8,6 @@ use alloy_primitives::{Address, Bytes};
 use metanode_execution::{txpool::TxPool, AtMost, BlockAttributes, ExecError, ExecutedBlock, Executor};
 use metanode_primitives::{CommitCertificate, SealedBlock};
 use metanode_rpc::{CommittedBlock, EthApi};
-use metanode_storage::Durability;
 use parking_lot::Mutex;
 use std::{
     sync::Arc,
@@ -82,13 +81,8 @@ impl ChainService {
     }
 
     /// Commits a decided block with its certificate and tells everyone who cares.
-    pub fn commit(
-        &self,
-        executed: ExecutedBlock,
-        certificate: Option<&CommitCertificate>,
-        durability: Durability,
-    ) -> Result<(), ExecError> {
-        self.executor.commit_with(&executed, certificate, durability)?;
+    pub fn commit(&self, executed: ExecutedBlock, certificate: Option<&CommitCertificate>) -> Result<(), ExecError> {
+        self.executor.commit(&executed, certificate)?;
         let block = executed.block;
         *self.head.lock() = block.clone();
         let state = self.executor.db().latest_state()?;

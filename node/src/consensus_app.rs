@@ -11,7 +11,6 @@ use bytes::Bytes;
 use metanode_consensus::{AppError, Application, BlockRejected, BuiltBlock};
 use metanode_execution::{ExecError, ExecutedBlock};
 use metanode_primitives::{recover_senders, Block, CommitCertificate, SealedBlock};
-use metanode_storage::Durability;
 use parking_lot::Mutex;
 use std::{
     collections::HashMap,
@@ -119,12 +118,7 @@ impl Application for ChainApp {
         Ok(hash)
     }
 
-    async fn commit_block(
-        &self,
-        block: Bytes,
-        certificate: CommitCertificate,
-        from_sync: bool,
-    ) -> Result<(), AppError> {
+    async fn commit_block(&self, block: Bytes, certificate: CommitCertificate) -> Result<(), AppError> {
         let cached = self.executed.lock().remove(&certificate.block_hash);
         let executed = match cached {
             Some(executed) => executed,
@@ -140,8 +134,7 @@ impl Application for ChainApp {
             )));
         }
         let chain = self.chain.clone();
-        let durability = if from_sync { Durability::Buffered } else { Durability::Synced };
-        tokio::task::spawn_blocking(move || chain.commit(executed, Some(&certificate), durability))
+        tokio::task::spawn_blocking(move || chain.commit(executed, Some(&certificate)))
             .await
             .map_err(app_error)?
             .map_err(|e: ExecError| app_error(e))?;

@@ -15,4 +15,4 @@ mod write;
 pub use db::{ChainDb, DbOptions, HistoryMode};
 pub use error::StorageError;
 pub use state::{StateReader, StoredAccount, TrieId};
-pub use write::{AccountChange, BlockWrite, Durability, NodeWrite, StateDiff, StorageChange, TrieWrites};
+pub use write::{AccountChange, BlockWrite, NodeWrite, StateDiff, StorageChange, TrieWrites};

@@ -77,27 +77,11 @@ pub struct BlockWrite<'a> {
     pub commit: Option<&'a CommitCertificate>,
 }
 
-/// Whether a block write waits for the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsynced before the call returns: blocks this node built or voted for.
-    Synced,
-    /// In RocksDB's log, not yet fsynced: for blocks a catching-up node took
-    /// from peers, which a power loss at worst makes it fetch again. The log
-    /// is one ordered file, so the next synced write makes these durable too.
-    Buffered,
-}
-
 impl ChainDb {
-    /// Writes a block and everything it changes atomically, fsynced. The
-    /// block must be the next after the head (or genesis on an empty database).
+    /// Writes a block and everything it changes atomically. The block must be
+    /// the next after the head (or genesis on an empty database).
     pub fn commit_block(&self, w: BlockWrite<'_>) -> Result<(), StorageError> {
-        self.write_block(w, None, Durability::Synced)
-    }
-
-    /// [`Self::commit_block`] with a choice of durability.
-    pub fn commit_block_with(&self, w: BlockWrite<'_>, durability: Durability) -> Result<(), StorageError> {
-        self.write_block(w, None, durability)
+        self.write_block(w, None)
     }
 
     /// Writes the genesis block and records the chain id in the same atomic
@@ -106,15 +90,10 @@ impl ChainDb {
         if w.block.number() != 0 {
             return Err(StorageError::NotNextBlock { head: 0, got: w.block.number() });
         }
-        self.write_block(w, Some(chain_id), Durability::Synced)
+        self.write_block(w, Some(chain_id))
     }
 
-    fn write_block(
-        &self,
-        w: BlockWrite<'_>,
-        chain_id: Option<u64>,
-        durability: Durability,
-    ) -> Result<(), StorageError> {
+    fn write_block(&self, w: BlockWrite<'_>, chain_id: Option<u64>) -> Result<(), StorageError> {
         let n = w.block.number();
         match self.head_number()? {
             None if n == 0 => {}
@@ -150,7 +129,7 @@ impl ChainDb {
             batch.put_cf(self.cf(CF_META), META_CHAIN_ID, chain_id.to_be_bytes());
         }
         let mut wo = WriteOptions::default();
-        wo.set_sync(self.opts.sync_writes && durability == Durability::Synced);
+        wo.set_sync(self.opts.sync_writes);
         self.db.write_opt(batch, &wo)?;
         Ok(())
     }
