@@ -222,7 +222,6 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         channels.events.subscribe(),
         metrics.clone(),
         NetworkHeight::new(config.chain_id, config.validators.clone()),
-        config.validators.clone(),
         config.validator_key.as_ref().map(|k| k.address()),
     ));
     let host_config = HostConfig {
@@ -246,13 +245,10 @@ async fn watch_events(
     mut events: RxEvent<MetaContext>,
     metrics: Arc<ConsensusMetrics>,
     mut network: NetworkHeight,
-    validators: ValidatorSet,
     own: Option<ValidatorAddress>,
 ) {
     use malachitebft_app_channel::app::{
-        engine::util::events::Event,
-        types::core::{Proposal as _, ValidatorSet as _, Vote as _},
-        types::SignedConsensusMsg,
+        engine::util::events::Event, types::core::Proposal as _, types::core::Vote as _, types::SignedConsensusMsg,
     };
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
@@ -262,7 +258,7 @@ async fn watch_events(
                     SignedConsensusMsg::Vote(v) => (v.height(), *v.validator_address()),
                     SignedConsensusMsg::Proposal(p) => (p.height(), *p.validator_address()),
                 };
-                if validators.get_by_address(&from).is_none() {
+                if !network.is_validator(&from) {
                     metrics.dropped_message("non_validator");
                     continue;
                 }

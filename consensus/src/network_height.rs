@@ -27,6 +27,11 @@ impl NetworkHeight {
         Self { chain_id, validators, highest: HashMap::new() }
     }
 
+    /// Whether `address` is in the validator set.
+    pub fn is_validator(&self, address: &ValidatorAddress) -> bool {
+        self.validators.get_by_address(address).is_some()
+    }
+
     /// Takes a peer's message into account; returns the network height when
     /// it changed. A message is verified only when it would raise its
     /// validator's height, so a validator costs one check per height.

@@ -14,7 +14,7 @@
 //! The identify handshake carries the network id (as protocol version) and
 //! the chain id and genesis hash (in the agent string), so a peer started
 //! from another genesis.json is named in an error and disconnected, where
-//! the consensus network would only never talk to it.
+//! the consensus network only warns of a protocol version mismatch.
 
 use alloy_primitives::B256;
 use futures::StreamExt;
