@@ -10,7 +10,7 @@ use metanode_execution::{txpool::TxPool, Executor};
 use metanode_primitives::{ChainSpec, SealedBlock};
 use metanode_storage::{ChainDb, StateReader, StorageError};
 use std::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicUsize, Ordering},
     Arc,
 };
 use tokio::sync::broadcast;
@@ -59,10 +59,31 @@ pub struct EthApi {
     pub(crate) pending_txs: broadcast::Sender<B256>,
     pub(crate) filters: FilterManager,
     pub(crate) peers: AtomicUsize,
+    /// How far behind the network this node is.
+    sync: parking_lot::Mutex<SyncTracker>,
+}
+
+/// The network's height and where the current catch-up began.
+#[derive(Debug, Default)]
+struct SyncTracker {
     /// The highest block height peers are known to be at.
-    network_height: AtomicU64,
+    network_height: u64,
     /// The head when the current catch-up began (`eth_syncing`'s startingBlock).
-    sync_start: parking_lot::Mutex<Option<u64>>,
+    start: Option<u64>,
+}
+
+impl SyncTracker {
+    /// Progress with the head at `current`: `None` within one block of the
+    /// network, which is the normal lag of a node that has seen votes for
+    /// the next height before committing the current one.
+    fn progress(&mut self, current: u64) -> Option<SyncProgress> {
+        if self.network_height <= current + 1 {
+            self.start = None;
+            return None;
+        }
+        let starting = *self.start.get_or_insert(current);
+        Some(SyncProgress { starting, current, highest: self.network_height })
+    }
 }
 
 /// Progress of a catch-up, as `eth_syncing` reports it.
@@ -96,8 +117,7 @@ impl EthApi {
             pending_txs,
             filters: FilterManager::default(),
             peers: AtomicUsize::new(0),
-            network_height: AtomicU64::new(0),
-            sync_start: parking_lot::Mutex::new(None),
+            sync: parking_lot::Mutex::new(SyncTracker::default()),
         });
         let weak = Arc::downgrade(&api);
         pool.on_new_transaction(move |hash| {
@@ -121,22 +141,14 @@ impl EthApi {
 
     /// Records the highest height peers are known to be at (from consensus).
     pub fn set_network_height(&self, height: u64) {
-        self.network_height.fetch_max(height, Ordering::Relaxed);
+        let mut sync = self.sync.lock();
+        sync.network_height = sync.network_height.max(height);
     }
 
-    /// `Some` while this node is more than one block behind its peers: one
-    /// block is the normal lag of a node that has seen votes for the next
-    /// height before committing the current one.
+    /// `Some` while this node is more than one block behind its peers.
     pub fn sync_progress(&self) -> Result<Option<SyncProgress>, ErrorObjectOwned> {
         let current = self.head()?;
-        let highest = self.network_height.load(Ordering::Relaxed);
-        let mut start = self.sync_start.lock();
-        if highest <= current + 1 {
-            *start = None;
-            return Ok(None);
-        }
-        let starting = *start.get_or_insert(current);
-        Ok(Some(SyncProgress { starting, current, highest }))
+        Ok(self.sync.lock().progress(current))
     }
 
     /// The chain specification.
@@ -196,5 +208,24 @@ impl EthApi {
         })?;
         let header = self.header(reader.block())?.ok_or_else(|| server_error("header not found"))?;
         Ok((reader, header))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncing_starts_more_than_one_block_behind_and_remembers_where() {
+        let mut sync = SyncTracker::default();
+        assert_eq!(sync.progress(0), None);
+        sync.network_height = 11;
+        assert_eq!(sync.progress(10), None, "one block behind is not syncing");
+        sync.network_height = 500;
+        assert_eq!(sync.progress(10), Some(SyncProgress { starting: 10, current: 10, highest: 500 }));
+        assert_eq!(sync.progress(300), Some(SyncProgress { starting: 10, current: 300, highest: 500 }));
+        assert_eq!(sync.progress(499), None, "caught up");
+        sync.network_height = 900;
+        assert_eq!(sync.progress(600), Some(SyncProgress { starting: 600, current: 600, highest: 900 }));
     }
 }
