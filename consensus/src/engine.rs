@@ -7,7 +7,7 @@ use crate::{
     guard::GuardedSigner,
     host::{Host, HostConfig},
     metrics::ConsensusMetrics,
-    network_height::NetworkHeight,
+    network_height::{signed_at, NetworkHeight},
     Ed25519, MetaContext, Proposal, Signature, SignatureVerifier, ValidatorAddress, ValidatorKey, ValidatorSet,
     ValidatorSigner, Vote,
 };
@@ -247,17 +247,12 @@ async fn watch_events(
     mut network: NetworkHeight,
     own: Option<ValidatorAddress>,
 ) {
-    use malachitebft_app_channel::app::{
-        engine::util::events::Event, types::core::Proposal as _, types::core::Vote as _, types::SignedConsensusMsg,
-    };
+    use malachitebft_app_channel::app::engine::util::events::Event;
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
         match events.recv().await {
             Ok(Event::Received(msg)) => {
-                let (height, from) = match &msg {
-                    SignedConsensusMsg::Vote(v) => (v.height(), *v.validator_address()),
-                    SignedConsensusMsg::Proposal(p) => (p.height(), *p.validator_address()),
-                };
+                let (height, from) = signed_at(&msg);
                 if !network.is_validator(&from) {
                     metrics.dropped_message("non_validator");
                     continue;

@@ -7,12 +7,20 @@
 //! honest validator is there: up to a third of Byzantine power signing
 //! votes for absurd heights cannot move the target.
 
-use crate::{MetaContext, SignatureVerifier, ValidatorAddress, ValidatorSet};
+use crate::{Height, MetaContext, SignatureVerifier, ValidatorAddress, ValidatorSet};
 use malachitebft_app_channel::app::types::{
     core::{Proposal as _, Validator as _, ValidatorSet as _, Vote as _},
     SignedConsensusMsg,
 };
 use std::collections::HashMap;
+
+/// The height a consensus message is for and the validator it claims to be from.
+pub(crate) fn signed_at(msg: &SignedConsensusMsg<MetaContext>) -> (Height, ValidatorAddress) {
+    match msg {
+        SignedConsensusMsg::Vote(v) => (v.height(), *v.validator_address()),
+        SignedConsensusMsg::Proposal(p) => (p.height(), *p.validator_address()),
+    }
+}
 
 /// The highest signed height seen per validator.
 pub struct NetworkHeight {
@@ -36,10 +44,7 @@ impl NetworkHeight {
     /// it changed. A message is verified only when it would raise its
     /// validator's height, so a validator costs one check per height.
     pub fn observe(&mut self, msg: &SignedConsensusMsg<MetaContext>) -> Option<u64> {
-        let (height, from) = match msg {
-            SignedConsensusMsg::Vote(v) => (v.height(), *v.validator_address()),
-            SignedConsensusMsg::Proposal(p) => (p.height(), *p.validator_address()),
-        };
+        let (height, from) = signed_at(msg);
         let validator = self.validators.get_by_address(&from)?;
         if self.highest.get(&from).is_some_and(|h| *h >= height.0) {
             return None;
@@ -82,7 +87,7 @@ impl NetworkHeight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Height, Validator, ValidatorKey, ValidatorSigner};
+    use crate::{Validator, ValidatorKey, ValidatorSigner};
     use futures::executor::block_on;
     use malachitebft_app_channel::app::types::core::{Context, NilOrVal, Round};
     use malachitebft_signing::Signer;

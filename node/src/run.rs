@@ -222,8 +222,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let signers = if is_dev { dev::dev_signers()? } else { Vec::new() };
         let default_addr = if is_dev { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from([0, 0, 0, 0]) };
         let net_id = network_id(genesis.hash, &spec);
-        // Peers with another genesis or validator set use other protocol names and
-        // never connect; this id in both logs (and in /status) shows why.
+        // Peers with another genesis, chain id or validator set have another id:
+        // the consensus network refuses them, transaction gossip names the
+        // difference; the id in the log and in /status lets operators compare.
         tracing::info!(network_id = %net_id, "network id (genesis, chain id and validator set digest)");
         let api_config = ApiConfig {
             max_logs_range: config.rpc.max_logs_range,
