@@ -8,6 +8,7 @@ use crate::{
     host::{Host, HostConfig},
     metrics::ConsensusMetrics,
     network_height::{signed_at, NetworkHeight},
+    peer_guard::{PeerGuard, PeerWatch, WatchState},
     Ed25519, MetaContext, Proposal, Signature, SignatureVerifier, ValidatorAddress, ValidatorKey, ValidatorSet,
     ValidatorSigner, Vote,
 };
@@ -18,13 +19,16 @@ use malachitebft_app_channel::{
             ConsensusConfig, DiscoveryConfig, NodeConfig, P2pConfig, ProtocolNames, PubSubProtocol, ValuePayload,
             ValueSyncConfig,
         },
+        engine::network::NetworkMsg as EngineNetworkMsg,
         events::RxEvent,
+        metrics::SharedRegistry,
         net::Multiaddr,
         types::{codec::Codec, core::LinearTimeouts, core::SigningScheme, Keypair},
     },
-    ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
+    ConsensusContext, EngineBuilder, EngineHandle, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
 };
 use malachitebft_signing::{Error as VerifyError, VerificationResult, Verifier};
+use ractor::Actor;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 /// Future heights whose messages the engine keeps until it gets there;
@@ -84,6 +88,7 @@ pub struct ConsensusHandle {
     engine: EngineHandle,
     host: tokio::task::JoinHandle<()>,
     events: tokio::task::JoinHandle<()>,
+    watch: ractor::ActorRef<crate::peer_guard::Seen>,
 }
 
 impl ConsensusHandle {
@@ -93,6 +98,7 @@ impl ConsensusHandle {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.handle).await;
         self.host.abort();
         self.events.abort();
+        self.watch.stop(None);
     }
 }
 
@@ -160,7 +166,9 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
                 listen_addr,
                 persistent_peers,
                 discovery: DiscoveryConfig { enabled: false, ..Default::default() },
-                protocol: PubSubProtocol::default(),
+                // Broadcast never relays: every message comes from its author,
+                // so a bad one condemns the peer that sent it (see peer_guard).
+                protocol: PubSubProtocol::Broadcast,
                 protocol_names: protocol_names(&config.network_id),
                 ..Default::default()
             },
@@ -206,17 +214,36 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         }
     };
 
-    let (channels, engine) = malachitebft_app_channel::start_engine(
-        MetaContext,
-        settings,
-        WalContext::new(config.wal_path.clone(), MetaCodec::default()),
-        NetworkContext::new(identity, MetaCodec::counting(metrics.clone())),
-        consensus_ctx,
-        SyncContext::new(MetaCodec::default()),
-        RequestContext::new(100),
+    // The network actor is spawned here rather than by the engine builder so
+    // that the peer guard holds a reference to it.
+    let registry = SharedRegistry::global().with_moniker(settings.moniker.clone());
+    let (network, tx_network) = malachitebft_app_channel::spawn::spawn_network_actor(
+        identity,
+        &settings.consensus,
+        &settings.value_sync,
+        &registry,
+        MetaCodec::counting(metrics.clone()),
     )
     .await
     .map_err(|e| EngineError::Start(format!("{e:#}")))?;
+    let guard = PeerGuard::new(network.clone(), metrics.clone());
+    let (channels, engine) = EngineBuilder::new(MetaContext, settings)
+        .with_default_wal(WalContext::new(config.wal_path.clone(), MetaCodec::default()))
+        .with_custom_network(network.clone(), tx_network)
+        .with_default_sync(SyncContext::new(MetaCodec::default()))
+        .with_default_consensus(consensus_ctx)
+        .with_default_request(RequestContext::new(100))
+        .build()
+        .await
+        .map_err(|e| EngineError::Start(format!("{e:#}")))?;
+    let watch_state =
+        WatchState { guard: guard.clone(), chain_id: config.chain_id, validators: config.validators.clone() };
+    let (watch, _) = Actor::spawn(None, PeerWatch, watch_state)
+        .await
+        .map_err(|e| EngineError::Start(format!("peer watcher: {e}")))?;
+    network
+        .cast(EngineNetworkMsg::Subscribe(Box::new(watch.clone())))
+        .map_err(|e| EngineError::Start(format!("peer watcher: {e}")))?;
 
     let events = tokio::spawn(watch_events(
         channels.events.subscribe(),
@@ -231,8 +258,8 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         timeouts: config.timeouts,
         target_time: config.target_time,
     };
-    let host = tokio::spawn(Host::new(app, host_config, metrics.clone()).run(channels));
-    Ok(ConsensusHandle { metrics, address, engine, host, events })
+    let host = tokio::spawn(Host::new(app, host_config, metrics.clone()).with_peer_guard(guard).run(channels));
+    Ok(ConsensusHandle { metrics, address, engine, host, events, watch })
 }
 
 /// Follows the engine's events for the log and the metrics: the network's

@@ -7,6 +7,7 @@ use crate::{
     certificate::{self, to_chain},
     metrics::ConsensusMetrics,
     parts::{self, AssembledProposal, PartStreams},
+    peer_guard::PeerGuard,
     BlockValue, Height, MetaContext, ProposalInit, ProposalPart, SignatureVerifier, ValidatorSet, ValidatorSigner,
 };
 use alloy_primitives::B256;
@@ -71,7 +72,10 @@ pub struct Host {
     /// Values checked at the current height, for replays at round start.
     undecided: Vec<ProposedValue<MetaContext>>,
     streams: PartStreams,
-    future: BTreeMap<Height, Vec<AssembledProposal>>,
+    /// Proposals for the next heights, with the peer that sent each.
+    future: BTreeMap<Height, Vec<(PeerId, AssembledProposal)>>,
+    /// Cuts off the senders of streams that prove them bad.
+    peers: PeerGuard,
     /// Catch-up progress for the log: when it was last reported, and the blocks synced then.
     sync_report: Option<(Instant, u64)>,
 }
@@ -83,15 +87,22 @@ impl Host {
         Self {
             app,
             config,
-            metrics,
             height,
             blocks: HashMap::new(),
             own: HashMap::new(),
             undecided: Vec::new(),
             streams: PartStreams::default(),
             future: BTreeMap::new(),
+            peers: PeerGuard::detached(metrics.clone()),
             sync_report: None,
+            metrics,
         }
+    }
+
+    /// Disconnects peers through `guard` (a new host only counts them).
+    pub fn with_peer_guard(mut self, guard: PeerGuard) -> Self {
+        self.peers = guard;
+        self
     }
 
     fn params(&self) -> HeightParams<MetaContext> {
@@ -133,8 +144,8 @@ impl Host {
                 self.metrics.set_round(height.0, round.as_i64());
                 tracing::debug!(%height, %round, %proposer, ?role, "round started");
                 if let Some(pending) = self.future.remove(&height) {
-                    for proposal in pending {
-                        self.check_proposal(proposal).await;
+                    for (publisher, proposal) in pending {
+                        self.check_proposal(publisher, proposal).await;
                     }
                 }
                 let values = self.undecided.iter().filter(|v| v.round == round).cloned().collect();
@@ -277,6 +288,7 @@ impl Host {
             Err(e) => {
                 self.metrics.dropped_message("proposal_part");
                 tracing::warn!(%publisher, error = %e, "dropped a proposal stream");
+                self.peers.disconnect(publisher, "proposal_part");
                 return None;
             }
         };
@@ -291,21 +303,28 @@ impl Host {
             }
             let queue = self.future.entry(height).or_default();
             if queue.len() < FUTURE_PROPOSALS {
-                queue.push(proposal);
+                queue.push((publisher, proposal));
             }
             return None;
         }
-        self.check_proposal(proposal).await
+        self.check_proposal(publisher, proposal).await
     }
 
     /// Checks a whole proposal at the current height: the right proposer, its
     /// signature over the stream, then the block by re-execution.
-    async fn check_proposal(&mut self, proposal: AssembledProposal) -> Option<ProposedValue<MetaContext>> {
+    /// A stream that fails either of the first two condemns `publisher`; a
+    /// well-signed block that fails re-execution is for consensus to judge.
+    async fn check_proposal(
+        &mut self,
+        publisher: PeerId,
+        proposal: AssembledProposal,
+    ) -> Option<ProposedValue<MetaContext>> {
         let init = &proposal.init;
         let expected = self.config.validators.proposer(init.height, init.round.as_u32().unwrap_or_default());
         if init.proposer != expected.address {
             self.metrics.dropped_message("wrong_proposer");
             tracing::warn!(height = %init.height, round = %init.round, claimed = %init.proposer, expected = %expected.address, "proposal from a validator that is not the proposer");
+            self.peers.disconnect(publisher, "wrong_proposer");
             return None;
         }
         let refs: Vec<&[u8]> = proposal.chunks.iter().map(Vec::as_slice).collect();
@@ -313,6 +332,7 @@ impl Host {
         if !SignatureVerifier::verify_bytes(&signed, &proposal.fin.signature, &expected.public_key) {
             self.metrics.dropped_message("bad_signature");
             tracing::warn!(height = %init.height, round = %init.round, proposer = %init.proposer, "proposal stream with a bad signature");
+            self.peers.disconnect(publisher, "bad_signature");
             return None;
         }
         let block = proposal.block();

@@ -27,6 +27,7 @@ pub struct ConsensusMetrics {
     peers: AtomicU64,
     network_height: AtomicU64,
     dropped: Mutex<BTreeMap<&'static str, u64>>,
+    disconnected: Mutex<BTreeMap<&'static str, u64>>,
     interval: Mutex<Interval>,
 }
 
@@ -80,6 +81,11 @@ impl ConsensusMetrics {
     /// A message was dropped, for `reason`.
     pub fn dropped_message(&self, reason: &'static str) {
         *self.dropped.lock().entry(reason).or_default() += 1;
+    }
+
+    /// A peer was disconnected for sending an invalid message, for `reason`.
+    pub fn peer_disconnected(&self, reason: &'static str) {
+        *self.disconnected.lock().entry(reason).or_default() += 1;
     }
 
     /// The size of the validator set and how many of them did not sign the last commit.
@@ -189,6 +195,13 @@ impl ConsensusMetrics {
         );
         for (reason, n) in self.dropped.lock().iter() {
             let _ = writeln!(out, "metanode_dropped_messages_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP metanode_disconnected_peers_total Consensus peers disconnected for a provably invalid message, by reason: bad_signature, non_validator, wrong_proposer, proposal_part.\n# TYPE metanode_disconnected_peers_total counter"
+        );
+        for (reason, n) in self.disconnected.lock().iter() {
+            let _ = writeln!(out, "metanode_disconnected_peers_total{{reason=\"{reason}\"}} {n}");
         }
         let iv = self.interval.lock();
         let _ = writeln!(

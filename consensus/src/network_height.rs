@@ -22,6 +22,19 @@ pub(crate) fn signed_at(msg: &SignedConsensusMsg<MetaContext>) -> (Height, Valid
     }
 }
 
+/// Whether `msg` carries a valid signature by `key` for `chain_id`.
+pub(crate) fn signature_valid(
+    chain_id: u64,
+    msg: &SignedConsensusMsg<MetaContext>,
+    key: &ed25519_dalek::VerifyingKey,
+) -> bool {
+    let (bytes, signature) = match msg {
+        SignedConsensusMsg::Vote(v) => (v.message.sign_bytes(chain_id), &v.signature),
+        SignedConsensusMsg::Proposal(p) => (p.message.sign_bytes(chain_id), &p.signature),
+    };
+    SignatureVerifier::verify_bytes(&bytes, signature, key)
+}
+
 /// The highest signed height seen per validator.
 pub struct NetworkHeight {
     chain_id: u64,
@@ -49,11 +62,7 @@ impl NetworkHeight {
         if self.highest.get(&from).is_some_and(|h| *h >= height.0) {
             return None;
         }
-        let (bytes, signature) = match msg {
-            SignedConsensusMsg::Vote(v) => (v.message.sign_bytes(self.chain_id), &v.signature),
-            SignedConsensusMsg::Proposal(p) => (p.message.sign_bytes(self.chain_id), &p.signature),
-        };
-        if !SignatureVerifier::verify_bytes(&bytes, signature, validator.public_key()) {
+        if !signature_valid(self.chain_id, msg, validator.public_key()) {
             return None;
         }
         let before = self.height();
