@@ -69,6 +69,11 @@ pub struct EngineConfig {
     pub listen: String,
     /// Peers to stay connected to.
     pub peers: Vec<String>,
+    /// Relay consensus messages through peers (gossipsub) rather than send
+    /// each straight to every connected peer (broadcast). Relaying reaches
+    /// validators that are not directly connected, but a vote then arrives
+    /// from a peer that need not be its author, so bad votes are only counted.
+    pub relay: bool,
     /// The write-ahead log file.
     pub wal_path: PathBuf,
     /// The double-sign guard's state file (validators only).
@@ -168,7 +173,7 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
                 discovery: DiscoveryConfig { enabled: false, ..Default::default() },
                 // Broadcast never relays: every message comes from its author,
                 // so a bad one condemns the peer that sent it (see peer_guard).
-                protocol: PubSubProtocol::Broadcast,
+                protocol: if config.relay { PubSubProtocol::default() } else { PubSubProtocol::Broadcast },
                 protocol_names: protocol_names(&config.network_id),
                 ..Default::default()
             },
@@ -236,8 +241,12 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         .build()
         .await
         .map_err(|e| EngineError::Start(format!("{e:#}")))?;
-    let watch_state =
-        WatchState { guard: guard.clone(), chain_id: config.chain_id, validators: config.validators.clone() };
+    let watch_state = WatchState {
+        guard: guard.clone(),
+        chain_id: config.chain_id,
+        validators: config.validators.clone(),
+        senders_are_authors: !config.relay,
+    };
     let (watch, _) = Actor::spawn(None, PeerWatch, watch_state)
         .await
         .map_err(|e| EngineError::Start(format!("peer watcher: {e}")))?;

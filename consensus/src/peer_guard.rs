@@ -18,6 +18,9 @@
 //! handing anything on, without naming the sender; both are counted only.
 //!
 //! A disconnected peer is refused again if it reconnects within [`BAN`].
+//! With `relay` on (gossipsub, for validators that cannot all reach each
+//! other) votes and proposals condemn nobody, since the delivering peer may
+//! be an honest relay; proposal streams still name their libp2p publisher.
 
 use crate::{
     metrics::ConsensusMetrics,
@@ -108,6 +111,9 @@ pub(crate) struct WatchState {
     pub guard: PeerGuard,
     pub chain_id: u64,
     pub validators: ValidatorSet,
+    /// False when consensus relays (gossipsub): the delivering peer may
+    /// only have forwarded a bad vote, so votes condemn nobody.
+    pub senders_are_authors: bool,
 }
 
 /// One network event, as the watcher actor receives it.
@@ -146,6 +152,7 @@ impl Actor for PeerWatch {
                 state.guard.close(peer);
                 return Ok(());
             }
+            _ if !state.senders_are_authors => return Ok(()),
             NetworkEvent::Vote(peer, vote) => (peer, SignedConsensusMsg::Vote(vote)),
             NetworkEvent::Proposal(peer, proposal) => (peer, SignedConsensusMsg::Proposal(proposal)),
             _ => return Ok(()),
@@ -191,7 +198,12 @@ mod tests {
         let validators =
             ValidatorSet::new(keys.iter().map(|k| Validator::new(k.signing_key.verifying_key(), 1))).unwrap();
         let metrics = Arc::new(ConsensusMetrics::default());
-        let state = WatchState { guard: PeerGuard::detached(metrics.clone()), chain_id: 7, validators };
+        let state = WatchState {
+            guard: PeerGuard::detached(metrics.clone()),
+            chain_id: 7,
+            validators,
+            senders_are_authors: true,
+        };
         let outsider = ValidatorKey::generate();
 
         assert_eq!(judge(&state, &prevote(&keys[0], &keys[0], 7)), None);

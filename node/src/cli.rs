@@ -105,6 +105,12 @@ pub struct RunArgs {
     /// Peers to keep connected to, comma-separated multiaddrs (/ip4/10.0.0.2/tcp/26656).
     #[arg(long, env = "METANODE_BOOTNODES", value_delimiter = ',')]
     pub bootnodes: Option<Vec<String>>,
+    /// Relay consensus messages through peers (gossipsub) instead of sending
+    /// them straight to every connected peer: for validators that cannot all
+    /// reach each other. Peers sending invalid votes are then counted but not
+    /// disconnected, since a relay is not the author.
+    #[arg(long = "consensus.relay", env = "METANODE_CONSENSUS_RELAY")]
+    pub consensus_relay: Option<bool>,
     /// Most transactions a proposer puts in one block.
     #[arg(long = "block.max-txs", env = "METANODE_BLOCK_MAX_TXS")]
     pub block_max_txs: Option<usize>,
@@ -194,6 +200,7 @@ impl RunArgs {
             c.consensus.addr = self.consensus_addr;
         }
         set!(c.consensus.peers, self.bootnodes);
+        set!(c.consensus.relay, self.consensus_relay);
         if self.consensus_port.is_some() {
             c.consensus.port = self.consensus_port;
         }

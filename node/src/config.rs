@@ -173,6 +173,11 @@ pub struct ConsensusConfig {
     pub port: Option<u16>,
     /// Peers to stay connected to, as multiaddrs (`/ip4/10.0.0.2/tcp/26656`).
     pub peers: Vec<String>,
+    /// Relay consensus messages through peers (gossipsub). Off: each message
+    /// goes straight to every connected peer, so validators must connect to
+    /// each other directly, and a peer that sends an invalid vote is known to
+    /// be its author and is disconnected.
+    pub relay: bool,
     /// Name shown to peers and in logs.
     pub moniker: Option<String>,
     /// Wait for a proposal in round 0 (e.g. "3s").
@@ -195,6 +200,7 @@ impl Default for ConsensusConfig {
             addr: None,
             port: None,
             peers: Vec::new(),
+            relay: false,
             moniker: None,
             timeout_propose: "3s".into(),
             timeout_propose_delta: "500ms".into(),

@@ -279,6 +279,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             node_key,
             listen: format!("/{}/{listen_ip}/tcp/{listen_port}", ip_proto(listen_ip)),
             peers: config.consensus.peers.clone(),
+            relay: config.consensus.relay,
             wal_path: datadir.join("consensus").join("wal"),
             signer_state_path: datadir.join("consensus").join("priv_validator_state.json"),
             timeouts,

@@ -3,7 +3,8 @@
 //! holds the same block at every height with a verifiable certificate; one
 //! validator killed, the chain goes on; two of four killed, nothing is
 //! finalized; both restarted, the chain resumes and they catch up; a full
-//! node started late syncs from genesis to the tip.
+//! node started late syncs from genesis to the tip. Validators that can
+//! only reach each other through one hub finalize with `--consensus.relay`.
 
 mod common;
 
@@ -112,4 +113,35 @@ fn four_validators_finalize_survive_faults_and_catch_up() {
     wait_until("eth_syncing is false at the tip", Duration::from_secs(20), || {
         late.rpc("eth_syncing", json!([])) == json!(false)
     });
+}
+
+/// Validators 1 to 3 know only validator 0 (a star), so votes between them
+/// must be relayed. With relaying on they decide each block themselves, live,
+/// rather than waiting to fetch it from the hub by catch-up.
+#[test]
+fn validators_behind_one_hub_finalize_through_relays() {
+    let net = Net::generate(VALIDATORS, 0);
+    let hub = format!("/ip4/127.0.0.1/tcp/{}", net.port(0, 2));
+    let nodes: Vec<TestNode> = (0..VALIDATORS)
+        .map(|i| {
+            let peers = if i == 0 { vec![] } else { vec!["--bootnodes", hub.as_str()] };
+            net.start_with(i, &[&["--consensus.relay", "true"], peers.as_slice()].concat())
+        })
+        .collect();
+    for node in &nodes {
+        node.wait_for_block(12);
+    }
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    let tip = assert_same_chain(&refs);
+    for i in 1..VALIDATORS {
+        let synced: u64 = net
+            .metrics(i)
+            .lines()
+            .find_map(|l| l.strip_prefix("metanode_sync_blocks_total ").and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0);
+        assert!(
+            synced * 2 < tip,
+            "validator-{i} fetched {synced} of {tip} blocks by catch-up instead of deciding them"
+        );
+    }
 }

@@ -72,12 +72,17 @@ impl Net {
 
     /// Starts node `index` from its directory.
     pub fn start(&self, index: usize) -> TestNode {
+        self.start_with(index, &[])
+    }
+
+    /// Starts node `index` from its directory, with `extra` flags over its config.
+    pub fn start_with(&self, index: usize, extra: &[&str]) -> TestNode {
         let name = if index < self.validators {
             format!("validator-{index}")
         } else {
             format!("fullnode-{}", index - self.validators)
         };
-        TestNode::start_configured(&self.node_dir(&name), &self.http(index), &[])
+        TestNode::start_configured(&self.node_dir(&name), &self.http(index), extra)
     }
 }
 
