@@ -11,6 +11,9 @@
 # PIN=1 runs the validators on CPU 0 and the syncing node on CPU 1, so the
 # node under test has a core of its own as it would on its own machine
 # (unpinned, it shares both cores with four validators making 100 blocks/s).
+# SERVE_BLOCK_TIME (e.g. 1s) restarts the validators at that block time once
+# the empty history is made, so the node catches up from a network running
+# at a realistic pace instead of one still making 100 blocks/s beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_LOAD="${1:-60}"
@@ -38,9 +41,11 @@ PHASES="${PHASES:-empty load}"
 pin() { # cpu -> command prefix
     if [ "${PIN:-0}" = 1 ]; then echo "taskset -c $1"; fi
 }
-start_node() { # dir logname [cpu] -> pid
+start_node() { # dir logname [cpu [extra flags...]] -> pid
+    local dir="$1" log="$2" cpu="${3:-0}"
+    shift $(($# < 3 ? $# : 3))
     # Consensus driver at info: its "Starting new round" lines count round changes.
-    RUST_LOG=warn,arc_malachitebft_core_consensus::handle::driver=info $(pin "${3:-0}") "$NODE" --datadir "$1" >"$work/$2.log" 2>&1 &
+    RUST_LOG=warn,arc_malachitebft_core_consensus::handle::driver=info $(pin "$cpu") "$NODE" --datadir "$dir" "$@" >>"$work/$log.log" 2>&1 &
     pids+=("$!")
     echo "$!"
 }
@@ -78,9 +83,18 @@ if [[ " $PHASES " == *" empty "* ]]; then
 echo "== empty-block catch-up (PIN=${PIN:-0})"
 base="$(free_base)"
 "$NODE" testnet --validators 4 --full-nodes 2 --out "$work/empty" --base-port "$base" --block-time 10ms >/dev/null
-for i in 0 1 2 3; do start_node "$work/empty/validator-$i" "empty-v$i" >/dev/null; done
+evpids=()
+for i in 0 1 2 3; do evpids+=("$(start_node "$work/empty/validator-$i" "empty-v$i")"); done
+pids+=("${evpids[@]}")
 wait_height "http://127.0.0.1:$base" 1 60
 sleep 40
+if [ -n "${SERVE_BLOCK_TIME:-}" ]; then
+    made="$(height "http://127.0.0.1:$base")"
+    kill "${evpids[@]}"; wait "${evpids[@]}" 2>/dev/null || true
+    for i in 0 1 2 3; do pids+=("$(start_node "$work/empty/validator-$i" "empty-v$i" 0 --block-time "$SERVE_BLOCK_TIME")"); done
+    wait_height "http://127.0.0.1:$base" "$((made + 1))" 60
+    echo "validators made $made blocks, then restarted at a ${SERVE_BLOCK_TIME} block time"
+fi
 catch_up "$work/empty" "$base" "empty blocks"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=()
 fi
