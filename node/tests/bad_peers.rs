@@ -80,13 +80,32 @@ async fn drive_until(
 /// Dials node 0's consensus port and waits until the node has announced
 /// that it takes the consensus channel from us.
 async fn connect(net: &Net, swarm: &mut RogueSwarm, consensus: &Topic) {
-    let target: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", net.port(0, 2)).parse().unwrap();
-    swarm.dial(target).unwrap();
+    swarm.dial(consensus_addr(net)).unwrap();
     let subscribed = drive_until(swarm, Duration::from_secs(30), |e| {
         matches!(e, SwarmEvent::Behaviour(RogueEvent::Broadcast(libp2p_scatter::Event::Subscribed(_, t))) if t == consensus)
     })
     .await;
     assert!(subscribed, "the node never announced the consensus channel to the rogue peer");
+}
+
+/// Node 0's consensus listen address.
+fn consensus_addr(net: &Net) -> Multiaddr {
+    format!("/ip4/127.0.0.1/tcp/{}", net.port(0, 2)).parse().unwrap()
+}
+
+/// Drives `swarm` until node 0 closes its connection, then checks that the
+/// node counted one disconnection for `reason` and dropped more messages for
+/// it than `dropped_before` (the engine drops future-height ones when it
+/// gets there).
+async fn expect_cut_off(net: &Net, swarm: &mut RogueSwarm, reason: &str, dropped_before: u64) {
+    assert!(
+        drive_until(swarm, Duration::from_secs(15), closed).await,
+        "the node kept a peer that sent {reason} messages"
+    );
+    assert_eq!(disconnected(net, 0, reason), 1);
+    wait_until(&format!("the node drops the {reason} messages"), Duration::from_secs(30), || {
+        dropped(net, 0, reason) > dropped_before
+    });
 }
 
 fn closed(event: &SwarmEvent<RogueEvent>) -> bool {
@@ -181,21 +200,13 @@ async fn hostile_consensus_messages_are_dropped_counted_and_their_senders_cut_of
         let forged = vote(&outsider, validator_1.address(), h + ahead, 0).await;
         rogue.behaviour_mut().broadcast.broadcast(&consensus, forged.into());
     }
-    assert!(
-        drive_until(&mut rogue, Duration::from_secs(15), closed).await,
-        "the node kept a peer that sent forged votes"
-    );
-    assert_eq!(disconnected(&net, 0, "bad_signature"), 1);
-    wait_until("the engine drops the forged votes", Duration::from_secs(30), || {
-        dropped(&net, 0, "bad_signature") > forged_before
-    });
+    expect_cut_off(&net, &mut rogue, "bad_signature", forged_before).await;
     // Dialing again within the ban, once the cut is long done: let in, then turned away.
     assert!(
         !drive_until(&mut rogue, Duration::from_secs(1), |e| matches!(e, SwarmEvent::ConnectionEstablished { .. }))
             .await
     );
-    let target: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", net.port(0, 2)).parse().unwrap();
-    rogue.dial(target).unwrap();
+    rogue.dial(consensus_addr(&net)).unwrap();
     assert!(drive_until(&mut rogue, Duration::from_secs(15), closed).await, "a banned peer was let back in");
 
     // 3. From another peer, a vote signed by a key in no validator set.
@@ -205,14 +216,7 @@ async fn hostile_consensus_messages_are_dropped_counted_and_their_senders_cut_of
     let h = height(&nodes[0]) + 1;
     let unknown = vote(&outsider, outsider.address(), h, 0).await;
     stranger.behaviour_mut().broadcast.broadcast(&consensus, unknown.into());
-    assert!(
-        drive_until(&mut stranger, Duration::from_secs(15), closed).await,
-        "the node kept a peer that sent a vote from outside the validator set"
-    );
-    assert_eq!(disconnected(&net, 0, "non_validator"), 1);
-    wait_until("the vote from outside the set is counted", Duration::from_secs(10), || {
-        dropped(&net, 0, "non_validator") > strangers_before
-    });
+    expect_cut_off(&net, &mut stranger, "non_validator", strangers_before).await;
 
     // The chain kept finalizing through all of it, and every node agrees.
     for node in &nodes {
