@@ -113,6 +113,12 @@ fn four_validators_finalize_survive_faults_and_catch_up() {
     wait_until("eth_syncing is false at the tip", Duration::from_secs(20), || {
         late.rpc("eth_syncing", json!([])) == json!(false)
     });
+    // Through kills, restarts and catch-up, no honest peer was taken for a bad one.
+    for index in (0..=VALIDATORS).chain([VALIDATORS + 1]) {
+        let metrics = net.metrics(index);
+        let cut: Vec<&str> = metrics.lines().filter(|l| l.starts_with("metanode_disconnected_peers_total{")).collect();
+        assert!(cut.is_empty(), "node {index} disconnected honest peers: {cut:?}");
+    }
 }
 
 /// Validators 1 to 3 know only validator 0 (a star), so votes between them
