@@ -25,7 +25,8 @@ use malachitebft_app_channel::{
         net::Multiaddr,
         types::{codec::Codec, core::LinearTimeouts, core::SigningScheme, Keypair},
     },
-    ConsensusContext, EngineBuilder, EngineHandle, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
+    ConsensusContext, EngineBuilder, EngineHandle, NetworkIdentity, NetworkRequest, RequestContext, Signer,
+    SyncContext, WalContext,
 };
 use malachitebft_signing::{Error as VerifyError, VerificationResult, Verifier};
 use ractor::Actor;
@@ -93,6 +94,7 @@ pub struct ConsensusHandle {
     engine: EngineHandle,
     host: tokio::task::JoinHandle<()>,
     events: tokio::task::JoinHandle<()>,
+    reach: tokio::task::JoinHandle<()>,
     watch: ractor::ActorRef<crate::peer_guard::Seen>,
 }
 
@@ -103,6 +105,7 @@ impl ConsensusHandle {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.handle).await;
         self.host.abort();
         self.events.abort();
+        self.reach.abort();
         self.watch.stop(None);
     }
 }
@@ -260,6 +263,13 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         NetworkHeight::new(config.chain_id, config.validators.clone()),
         config.validator_key.as_ref().map(|k| k.address()),
     ));
+    let reach = tokio::spawn(watch_reach(
+        channels.net_requests.clone(),
+        config.validators.clone(),
+        config.validator_key.as_ref().map(|k| k.address()),
+        config.relay,
+        metrics.clone(),
+    ));
     let host_config = HostConfig {
         chain_id: config.chain_id,
         validators: config.validators,
@@ -268,7 +278,48 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
         target_time: config.target_time,
     };
     let host = tokio::spawn(Host::new(app, host_config, metrics.clone()).with_peer_guard(guard).run(channels));
-    Ok(ConsensusHandle { metrics, address, engine, host, events, watch })
+    Ok(ConsensusHandle { metrics, address, engine, host, events, reach, watch })
+}
+
+/// How often the validators this node reaches directly are counted.
+const REACH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts the validators this node is directly connected to, from the
+/// network's own record of verified validator proofs. Without relaying a
+/// consensus message reaches only direct peers, so a validator that reaches
+/// no more than 2/3 of the voting power (itself included) cannot help decide
+/// a block: that gets a warning naming the likely causes, at most once a
+/// minute.
+async fn watch_reach(
+    requests: tokio::sync::mpsc::Sender<NetworkRequest>,
+    validators: ValidatorSet,
+    own: Option<ValidatorAddress>,
+    relay: bool,
+    metrics: Arc<ConsensusMetrics>,
+) {
+    use malachitebft_app_channel::app::types::core::{Validator as _, ValidatorSet as _};
+    let total = validators.total_voting_power();
+    let mut last_warning: Option<std::time::Instant> = None;
+    let mut tick = tokio::time::interval(REACH_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Ok(Some(dump)) = NetworkRequest::dump_state(&requests).await else { continue };
+        let reached: std::collections::HashSet<String> =
+            dump.peers.values().filter_map(|p| p.consensus_address.clone()).collect();
+        metrics.set_peer_validators(reached.len());
+        let Some(own) = own.filter(|_| !relay) else { continue };
+        let power: u64 = validators
+            .validators()
+            .iter()
+            .filter(|v| v.address == own || reached.contains(&v.address.to_string()))
+            .map(|v| v.voting_power())
+            .sum();
+        if power * 3 <= total * 2 && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            last_warning = Some(std::time::Instant::now());
+            tracing::warn!(reached = reached.len(), power, total, "this validator reaches validators with no more than 2/3 of the voting power, itself included, so it cannot help decide blocks: the others are down, or are not its direct peers (consensus messages are not relayed: list every validator in --bootnodes, or set --consensus.relay true)");
+        }
+    }
 }
 
 /// Follows the engine's events for the log and the metrics: the network's

@@ -25,6 +25,7 @@ pub struct ConsensusMetrics {
     validators: AtomicU64,
     missing_validators: AtomicU64,
     peers: AtomicU64,
+    peer_validators: AtomicU64,
     network_height: AtomicU64,
     dropped: Mutex<BTreeMap<&'static str, u64>>,
     disconnected: Mutex<BTreeMap<&'static str, u64>>,
@@ -99,6 +100,11 @@ impl ConsensusMetrics {
         self.peers.store(n as u64, Ordering::Relaxed);
     }
 
+    /// Validators this node is directly connected to (their proofs verified).
+    pub fn set_peer_validators(&self, n: usize) {
+        self.peer_validators.store(n as u64, Ordering::Relaxed);
+    }
+
     /// The height the network has reached (see `NetworkHeight`).
     pub fn set_network_height(&self, height: u64) {
         self.network_height.store(height, Ordering::Relaxed);
@@ -152,6 +158,12 @@ impl ConsensusMetrics {
             self.missing_validators.load(Ordering::Relaxed).to_string(),
         );
         gauge(out, "metanode_peers", "Connected consensus peers.", self.peers.load(Ordering::Relaxed).to_string());
+        gauge(
+            out,
+            "metanode_consensus_peer_validators",
+            "Validators directly connected on the consensus network, by verified validator proof.",
+            self.peer_validators.load(Ordering::Relaxed).to_string(),
+        );
         counter(
             out,
             "metanode_blocks_committed_total",

@@ -150,4 +150,13 @@ fn validators_behind_one_hub_finalize_through_relays() {
             "validator-{i} fetched {synced} of {tip} blocks by catch-up instead of deciding them"
         );
     }
+    // Each node counts the validators it reaches directly: the hub all three, a leaf only the hub.
+    let peer_validators = |i: usize| -> Option<u64> {
+        net.metrics(i)
+            .lines()
+            .find_map(|l| l.strip_prefix("metanode_consensus_peer_validators ").and_then(|n| n.trim().parse().ok()))
+    };
+    wait_until("the nodes count the validators they reach", Duration::from_secs(30), || {
+        peer_validators(0) == Some(3) && (1..VALIDATORS).all(|i| peer_validators(i) == Some(1))
+    });
 }
