@@ -210,8 +210,13 @@ impl Executor {
         if block.senders.len() != block.transactions.len() {
             return Err(invalid("senders do not match transactions".into()));
         }
+        if block.header.mix_hash != expected.mix_hash {
+            return Err(invalid(format!(
+                "mix hash {}, expected keccak256(parent hash) {}",
+                block.header.mix_hash, expected.mix_hash
+            )));
+        }
         let mut header = expected;
-        header.mix_hash = block.header.mix_hash;
         let mut state = BlockState::new(reader);
         let mut out = Executed { transactions: Vec::new(), senders: Vec::new(), receipts: Vec::new(), gas_used: 0 };
         {

@@ -169,6 +169,14 @@ fn tampered_blocks_are_rejected_and_change_nothing() {
     bad_fee.hash = bad_fee.header.hash_slow();
     assert!(exec_b.execute(&bad_fee).unwrap_err().to_string().contains("base fee"));
 
+    // prevrandao is keccak256(parent hash), not the proposer's choice: a
+    // proposer that picked its own would steer contracts that read it.
+    let mut bad_mix = built.block.clone();
+    bad_mix.header.mix_hash = keccak256("chosen by the proposer");
+    bad_mix.hash = bad_mix.header.hash_slow();
+    let err = exec_b.execute(&bad_mix).unwrap_err();
+    assert!(matches!(&err, ExecError::InvalidBlock { reason, .. } if reason.contains("mix hash")), "{err}");
+
     // A transaction signed for another chain makes the block invalid.
     let mut foreign = TxLegacy {
         chain_id: Some(1),
