@@ -28,6 +28,18 @@ pub struct BlockRejected {
     pub reason: String,
 }
 
+/// Where a block to verify comes from, which decides what is checked: a
+/// live proposal is also held to this node's clock; a block the validators
+/// already decided (catch-up, or a commit without a cached execution) is
+/// not, or a node whose clock is behind could never catch up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockOrigin {
+    /// A proposal at the height consensus is deciding.
+    Proposal,
+    /// A block with a commit certificate.
+    Decided,
+}
+
 /// A failure of the node itself (storage, execution engine), not of a peer.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -42,10 +54,11 @@ pub trait Application: Send + Sync + 'static {
     /// Builds a block at `height` on top of the committed head (the proposer's step).
     async fn build_block(&self, height: u64) -> Result<BuiltBlock, AppError>;
 
-    /// Re-executes a proposed block on top of the committed head and checks
-    /// its header (state root, receipts root, gas used, parent). `Ok` carries
-    /// the block hash.
-    async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, BlockRejected>;
+    /// Re-executes a block on top of the committed head and checks its
+    /// header (state root, receipts root, gas used, parent, and for a live
+    /// proposal its timestamp against the local clock). `Ok` carries the
+    /// block hash.
+    async fn verify_block(&self, height: u64, block: Bytes, origin: BlockOrigin) -> Result<B256, BlockRejected>;
 
     /// Commits a decided block together with its certificate in one write.
     /// `block` is the encoding this node built or verified before.

@@ -4,10 +4,10 @@
 
 use crate::{
     metrics::ConsensusMetrics,
-    parts::CHUNK_BYTES,
+    parts::{CHUNK_BYTES, MAX_BLOCK_BYTES},
     wire::{Reader, Wire, WireError, Writer},
-    BlockValue, Height, MetaContext, Proposal, ProposalFin, ProposalInit, ProposalPart, Signature, ValidatorAddress,
-    Vote,
+    BlockValue, Height, MetaContext, Proposal, ProposalFin, ProposalInit, ProposalPart, Signature, SignedInit,
+    ValidatorAddress, Vote,
 };
 use alloy_primitives::{Address, B256};
 use bytes::Bytes;
@@ -30,6 +30,12 @@ use std::sync::Arc;
 
 /// Room for a message's fixed fields (ids, heights, a signature) beside its payload.
 const ENVELOPE_BYTES: usize = 1024;
+
+/// The largest value-sync response: one block of the largest size a
+/// proposal may have, with room for its certificate. Servers fill responses
+/// up to a smaller soft size and never past this; the sync protocol is
+/// configured with the same limit, so no peer can make a node read more.
+pub const MAX_SYNC_RESPONSE_BYTES: usize = MAX_BLOCK_BYTES + (1 << 20);
 
 /// Encodes and decodes every message consensus sends, stores or syncs.
 ///
@@ -106,8 +112,8 @@ wire_struct! {
     ExtendedCommitSignature<MetaContext> { address, signature, extension }
     ExtendedCommitCertificate<MetaContext> { height, round, value_id, commit_signatures }
     Status<MetaContext> { peer_id, tip_height, history_min_height }
-    RawDecidedValue<MetaContext> { value_bytes, certificate }
     ProposalInit { height, round, pol_round, proposer }
+    SignedInit { init, chunk_hashes, signature }
     ProposalFin { signature }
 }
 
@@ -117,6 +123,7 @@ fn tag_error<T>(what: &'static str, tag: u8) -> Result<T, WireError> {
 }
 
 impl Wire for Height {
+    const MIN_BYTES: usize = 8;
     fn put(&self, w: &mut Writer) {
         w.u64(self.0);
     }
@@ -144,7 +151,20 @@ impl Wire for Round {
     }
 }
 
+impl Wire for RawDecidedValue<MetaContext> {
+    /// The block's length prefix and a certificate with no signatures.
+    const MIN_BYTES: usize = Bytes::MIN_BYTES + Height::MIN_BYTES + 1 + B256::MIN_BYTES + 4;
+    fn put(&self, w: &mut Writer) {
+        self.value_bytes.put(w);
+        self.certificate.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self { value_bytes: Wire::get(r)?, certificate: Wire::get(r)? })
+    }
+}
+
 impl Wire for ValidatorAddress {
+    const MIN_BYTES: usize = 20;
     fn put(&self, w: &mut Writer) {
         self.0.put(w);
     }
@@ -154,6 +174,7 @@ impl Wire for ValidatorAddress {
 }
 
 impl Wire for BlockValue {
+    const MIN_BYTES: usize = 32;
     fn put(&self, w: &mut Writer) {
         self.0.put(w);
     }
@@ -163,6 +184,7 @@ impl Wire for BlockValue {
 }
 
 impl Wire for Signature {
+    const MIN_BYTES: usize = 64;
     fn put(&self, w: &mut Writer) {
         w.fixed(&self.0.to_bytes());
     }
@@ -236,7 +258,7 @@ impl Wire for ProposalPart {
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         match r.u8()? {
-            0 => Ok(ProposalPart::Init(ProposalInit::get(r)?)),
+            0 => Ok(ProposalPart::Init(SignedInit::get(r)?)),
             1 => Ok(ProposalPart::Data(r.bytes()?.to_vec())),
             2 => Ok(ProposalPart::Fin(ProposalFin::get(r)?)),
             tag => tag_error("proposal part", tag),
@@ -383,6 +405,7 @@ impl Wire for Request<MetaContext> {
 }
 
 impl Wire for Response<MetaContext> {
+    const MAX_BYTES: usize = MAX_SYNC_RESPONSE_BYTES;
     fn put(&self, w: &mut Writer) {
         let Response::ValueResponse(resp) = self;
         resp.start_height.put(w);

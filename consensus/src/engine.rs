@@ -187,6 +187,8 @@ pub async fn start(config: EngineConfig, app: Arc<dyn Application>) -> Result<Co
             status_update_interval: Duration::from_secs(1),
             batch_size: 100,
             parallel_requests: 8,
+            // Our codec refuses more than this unread; servers never send more.
+            max_response_size: bytesize::ByteSize::b(crate::codec::MAX_SYNC_RESPONSE_BYTES as u64),
             ..Default::default()
         },
     };

@@ -3,7 +3,9 @@
 //! `priv_validator_state.json`) and made durable before a signature is
 //! handed out. Asked to sign again at the same height, round and step, the
 //! guard returns the same signature for the same bytes and refuses anything
-//! else; it also refuses to go back to an earlier step.
+//! else; it also refuses to go back to an earlier step. The write and its
+//! fsync run on tokio's blocking pool, so a slow disk stalls only the vote
+//! waiting for it, never the async workers the rest of the node runs on.
 
 use crate::{signing::ValidatorSigner, MetaContext, Proposal, Signature, ValidatorAddress, Vote};
 use alloy_primitives::{keccak256, B256};
@@ -16,6 +18,7 @@ use std::{
     fs,
     io::Write,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 /// Steps within a round, in the order a validator signs them.
@@ -76,6 +79,12 @@ pub enum GuardError {
 /// A [`ValidatorSigner`] that never signs two different messages for one
 /// height, round and step, across restarts.
 pub struct GuardedSigner {
+    guard: Arc<Guard>,
+}
+
+/// The signer and its durable record, shared with the blocking task that
+/// signs and persists.
+struct Guard {
     inner: ValidatorSigner,
     chain_id: u64,
     path: PathBuf,
@@ -91,22 +100,43 @@ impl GuardedSigner {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LastSigned { round: -1, ..Default::default() },
             Err(source) => return Err(GuardError::Io { path: path.to_path_buf(), source }),
         };
-        Ok(Self { inner, chain_id, path: path.to_path_buf(), last: Mutex::new(last) })
+        let guard = Guard { inner, chain_id, path: path.to_path_buf(), last: Mutex::new(last) };
+        Ok(Self { guard: Arc::new(guard) })
     }
 
     /// The validator's address.
     pub fn address(&self) -> ValidatorAddress {
-        self.inner.address()
+        self.guard.inner.address()
     }
 
     /// What was signed last.
     pub fn last_signed(&self) -> LastSigned {
-        self.last.lock().clone()
+        self.guard.last.lock().clone()
     }
 
     /// Signs `bytes` at (height, round, step) if that contradicts nothing
     /// signed before, recording it durably first.
     pub fn sign_step(&self, height: u64, round: i64, step: u8, bytes: &[u8]) -> Result<Signature, GuardError> {
+        self.guard.sign_step(height, round, step, bytes)
+    }
+
+    /// [`Self::sign_step`] on tokio's blocking pool when there is a runtime
+    /// (inline otherwise); the signature is returned only once its record
+    /// is on disk either way.
+    async fn sign_durably(&self, height: u64, round: i64, step: u8, bytes: Vec<u8>) -> Result<Signature, GuardError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.guard.sign_step(height, round, step, &bytes);
+        }
+        let guard = self.guard.clone();
+        let path = guard.path.clone();
+        tokio::task::spawn_blocking(move || guard.sign_step(height, round, step, &bytes))
+            .await
+            .map_err(|e| GuardError::Io { path, source: std::io::Error::other(e) })?
+    }
+}
+
+impl Guard {
+    fn sign_step(&self, height: u64, round: i64, step: u8, bytes: &[u8]) -> Result<Signature, GuardError> {
         let hash = keccak256(bytes);
         let mut last = self.last.lock();
         let requested = (height, round, step);
@@ -140,6 +170,8 @@ impl GuardedSigner {
         let mut file = fs::File::create(&tmp).map_err(io)?;
         file.write_all(&text).and_then(|_| file.sync_all()).map_err(io)?;
         fs::rename(&tmp, &self.path).map_err(io)?;
+        #[cfg(test)]
+        tests::PERSISTED_ON.with(|t| t.set(true));
         if let Some(dir) = self.path.parent() {
             if let Ok(d) = fs::File::open(dir) {
                 let _ = d.sync_all();
@@ -161,15 +193,15 @@ impl Signer<MetaContext> for GuardedSigner {
             VoteType::Prevote => STEP_PREVOTE,
             VoteType::Precommit => STEP_PRECOMMIT,
         };
-        let bytes = vote.sign_bytes(self.chain_id);
-        let signature = self.sign_step(vote.height.0, vote.round.as_i64(), step, &bytes).map_err(refused)?;
+        let bytes = vote.sign_bytes(self.guard.chain_id);
+        let signature = self.sign_durably(vote.height.0, vote.round.as_i64(), step, bytes).await.map_err(refused)?;
         Ok(SignedMessage::new(vote, signature))
     }
 
     async fn sign_proposal(&self, proposal: Proposal) -> Result<SignedMessage<MetaContext, Proposal>, Error> {
-        let bytes = proposal.sign_bytes(self.chain_id);
-        let signature =
-            self.sign_step(proposal.height.0, proposal.round.as_i64(), STEP_PROPOSE, &bytes).map_err(refused)?;
+        let bytes = proposal.sign_bytes(self.guard.chain_id);
+        let (height, round) = (proposal.height.0, proposal.round.as_i64());
+        let signature = self.sign_durably(height, round, STEP_PROPOSE, bytes).await.map_err(refused)?;
         Ok(SignedMessage::new(proposal, signature))
     }
 
@@ -178,7 +210,7 @@ impl Signer<MetaContext> for GuardedSigner {
         scope: VoteExtensionScope<MetaContext>,
         extension: (),
     ) -> Result<SignedMessage<MetaContext, ()>, Error> {
-        self.inner.sign_vote_extension(scope, extension).await
+        self.guard.inner.sign_vote_extension(scope, extension).await
     }
 
     async fn sign_validator_proof(
@@ -186,7 +218,7 @@ impl Signer<MetaContext> for GuardedSigner {
         public_key: Vec<u8>,
         peer_id: Vec<u8>,
     ) -> Result<ValidatorProof<MetaContext>, Error> {
-        self.inner.sign_validator_proof(public_key, peer_id).await
+        self.guard.inner.sign_validator_proof(public_key, peer_id).await
     }
 }
 
@@ -230,6 +262,26 @@ mod tests {
         // Later rounds and heights are fine.
         assert!(futures::executor::block_on(guard.sign_vote(vote(5, 1, None, &guard))).is_ok());
         assert!(futures::executor::block_on(guard.sign_vote(vote(6, 0, Some(3), &guard))).is_ok());
+    }
+
+    thread_local! {
+        /// Whether this thread wrote the guard's state.
+        pub(super) static PERSISTED_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_state_is_written_off_the_async_thread_before_the_vote_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("priv_validator_state.json");
+        let key = ValidatorKey::generate();
+        let guard = GuardedSigner::open(ValidatorSigner::new(key.signing_key.clone(), 1), 1, &path).unwrap();
+        let signed = guard.sign_vote(vote(7, 2, Some(1), &guard)).await.unwrap();
+        // The runtime's one thread never did the write; a blocking-pool thread did.
+        assert!(!PERSISTED_ON.with(|t| t.get()), "the state file was written on the async thread");
+        // And it was durable when the signature came back.
+        let on_disk: LastSigned = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!((on_disk.height, on_disk.round, on_disk.step), (7, 2, STEP_PREVOTE));
+        assert_eq!(on_disk.signature, hex::encode(signed.signature.0.to_bytes()));
     }
 
     #[test]

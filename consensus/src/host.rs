@@ -3,10 +3,11 @@
 //! and accept synced blocks) by calling the [`Application`].
 
 use crate::{
+    app::BlockOrigin,
     app::{Application, BlockRejected, BuiltBlock},
     certificate::{self, to_chain},
     metrics::ConsensusMetrics,
-    parts::{self, AssembledProposal, PartStreams},
+    parts::{self, AssembledProposal, PartStreams, StreamWindow},
     peer_guard::PeerGuard,
     BlockValue, Height, MetaContext, ProposalInit, ProposalPart, SignatureVerifier, ValidatorSet, ValidatorSigner,
 };
@@ -30,12 +31,16 @@ use std::{
 };
 use tokio::sync::mpsc;
 
-/// Heights ahead of ours whose proposals are kept until we get there.
-const FUTURE_HEIGHTS: u64 = 2;
-/// Proposals kept per future height.
+/// Proposals kept per future height (each signed by its height's proposer).
 const FUTURE_PROPOSALS: usize = 16;
-/// Bytes of blocks returned in one sync response.
+/// Proposals one publisher may have queued per future height.
+const FUTURE_PROPOSALS_PER_PEER: usize = 2;
+/// Bytes of blocks a sync response is filled up to; one larger block still
+/// goes alone (the codec's hard limit leaves room for the largest).
 const SYNC_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Blocks re-executed per height: one per round is all an honest proposer
+/// sends, so this bounds what a Byzantine one can make the node execute.
+const EXECUTIONS_PER_HEIGHT: usize = 32;
 
 /// What the host needs besides the application.
 pub struct HostConfig {
@@ -65,12 +70,20 @@ pub struct Host {
     config: HostConfig,
     metrics: Arc<ConsensusMetrics>,
     height: Height,
+    /// The round consensus is in at `height`.
+    round: Round,
     /// Block bytes by hash for the current height: built here, or received and checked.
     blocks: HashMap<B256, Bytes>,
     /// Blocks this node proposed at the current height, by round.
     own: HashMap<Round, B256>,
     /// Values checked at the current height, for replays at round start.
     undecided: Vec<ProposedValue<MetaContext>>,
+    /// The block each proposer's stream carried per round at the current
+    /// height: a second block for the same round is equivocation, counted
+    /// and never executed.
+    proposed: HashMap<(Round, crate::ValidatorAddress), B256>,
+    /// Blocks re-executed at the current height.
+    executions: usize,
     streams: PartStreams,
     /// Proposals for the next heights, with the peer that sent each.
     future: BTreeMap<Height, Vec<(PeerId, AssembledProposal)>>,
@@ -88,9 +101,12 @@ impl Host {
             app,
             config,
             height,
+            round: Round::Nil,
             blocks: HashMap::new(),
             own: HashMap::new(),
             undecided: Vec::new(),
+            proposed: HashMap::new(),
+            executions: 0,
             streams: PartStreams::default(),
             future: BTreeMap::new(),
             peers: PeerGuard::detached(metrics.clone()),
@@ -141,11 +157,12 @@ impl Host {
                 if height != self.height {
                     self.enter(height);
                 }
+                self.round = round;
                 self.metrics.set_round(height.0, round.as_i64());
                 tracing::debug!(%height, %round, %proposer, ?role, "round started");
                 if let Some(pending) = self.future.remove(&height) {
-                    for (publisher, proposal) in pending {
-                        self.check_proposal(publisher, proposal).await;
+                    for (_, proposal) in pending {
+                        self.check_proposal(proposal).await;
                     }
                 }
                 let values = self.undecided.iter().filter(|v| v.round == round).cloned().collect();
@@ -215,7 +232,13 @@ impl Host {
                 let _ = reply.send(next);
             }
             AppMsg::GetDecidedValues { range, reply } => {
-                let _ = reply.send(self.decided_values(*range.start(), *range.end()));
+                // Reading and encoding up to a response's worth of blocks is
+                // disk work: done on the blocking pool, the host loop goes on.
+                let app = self.app.clone();
+                let (start, end) = (*range.start(), *range.end());
+                tokio::task::spawn_blocking(move || {
+                    let _ = reply.send(decided_values(app.as_ref(), start, end));
+                });
             }
             AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
                 let outcome = self.synced_value(height, round, proposer, value_bytes).await;
@@ -227,9 +250,12 @@ impl Host {
     /// Moves to `height`, dropping what belonged to earlier heights.
     fn enter(&mut self, height: Height) {
         self.height = height;
+        self.round = Round::Nil;
         self.blocks.clear();
         self.own.clear();
         self.undecided.clear();
+        self.proposed.clear();
+        self.executions = 0;
         self.streams.prune_below(height);
         self.future = self.future.split_off(&height);
     }
@@ -282,50 +308,62 @@ impl Host {
         publisher: PeerId,
         part: malachitebft_app_channel::app::streaming::StreamMessage<ProposalPart>,
     ) -> Option<ProposedValue<MetaContext>> {
-        let proposal = match self.streams.insert(publisher, part) {
+        let window = StreamWindow {
+            chain_id: self.config.chain_id,
+            height: self.height,
+            round: self.round,
+            validators: &self.config.validators,
+        };
+        let inserted = self.streams.insert(publisher, part, &window);
+        for (proposer, height, round) in self.streams.take_equivocations() {
+            self.metrics.equivocations(1);
+            tracing::error!(validator = %proposer, %height, %round, "validator signed two different proposal streams (equivocation)");
+        }
+        let proposal = match inserted {
             Ok(Some(p)) => p,
             Ok(None) => return None,
             Err(e) => {
-                self.metrics.dropped_message("proposal_part");
-                tracing::warn!(%publisher, error = %e, "dropped a proposal stream");
-                self.peers.disconnect(publisher, "proposal_part");
+                self.metrics.dropped_message(e.reason());
+                if e.condemns_publisher() {
+                    tracing::warn!(%publisher, error = %e, "dropped a proposal stream");
+                    self.peers.disconnect(publisher, e.reason());
+                } else {
+                    tracing::debug!(%publisher, error = %e, "proposal part not kept");
+                }
                 return None;
             }
         };
+        if !self.authentic(publisher, &proposal) {
+            return None;
+        }
         let height = proposal.init.height;
         if height < self.height {
             return None;
         }
         if height > self.height {
-            if height.0 > self.height.0 + FUTURE_HEIGHTS {
-                self.metrics.dropped_message("far_future");
-                return None;
-            }
             let queue = self.future.entry(height).or_default();
-            if queue.len() < FUTURE_PROPOSALS {
+            let from_publisher = queue.iter().filter(|(p, _)| *p == publisher).count();
+            if queue.len() < FUTURE_PROPOSALS && from_publisher < FUTURE_PROPOSALS_PER_PEER {
                 queue.push((publisher, proposal));
+            } else {
+                self.metrics.dropped_message("future_queue_full");
             }
             return None;
         }
-        self.check_proposal(publisher, proposal).await
+        self.check_proposal(proposal).await
     }
 
-    /// Checks a whole proposal at the current height: the right proposer, its
-    /// signature over the stream, then the block by re-execution.
-    /// A stream that fails either of the first two condemns `publisher`; a
-    /// well-signed block that fails re-execution is for consensus to judge.
-    async fn check_proposal(
-        &mut self,
-        publisher: PeerId,
-        proposal: AssembledProposal,
-    ) -> Option<ProposedValue<MetaContext>> {
+    /// Whether a whole stream is signed by the proposer of its height and
+    /// round (its init was checked on arrival; this checks the fin's
+    /// signature over every byte). A stream that fails condemns `publisher`.
+    fn authentic(&self, publisher: PeerId, proposal: &AssembledProposal) -> bool {
         let init = &proposal.init;
         let expected = self.config.validators.proposer(init.height, init.round.as_u32().unwrap_or_default());
         if init.proposer != expected.address {
             self.metrics.dropped_message("wrong_proposer");
             tracing::warn!(height = %init.height, round = %init.round, claimed = %init.proposer, expected = %expected.address, "proposal from a validator that is not the proposer");
             self.peers.disconnect(publisher, "wrong_proposer");
-            return None;
+            return false;
         }
         let refs: Vec<&[u8]> = proposal.chunks.iter().map(Vec::as_slice).collect();
         let signed = ProposalPart::stream_sign_bytes(self.config.chain_id, init, &refs);
@@ -333,11 +371,39 @@ impl Host {
             self.metrics.dropped_message("bad_signature");
             tracing::warn!(height = %init.height, round = %init.round, proposer = %init.proposer, "proposal stream with a bad signature");
             self.peers.disconnect(publisher, "bad_signature");
-            return None;
+            return false;
         }
+        true
+    }
+
+    /// Re-executes an authentic proposal at the current height. One block
+    /// per proposer and round is executed; another block for a slot already
+    /// seen is equivocation (counted when its stream opened) and is not
+    /// executed, and no more than
+    /// [`EXECUTIONS_PER_HEIGHT`] blocks are executed per height. A
+    /// well-signed block that fails re-execution is for consensus to judge
+    /// (it prevotes nil), not proof against the peer that relayed it.
+    async fn check_proposal(&mut self, proposal: AssembledProposal) -> Option<ProposedValue<MetaContext>> {
         let block = proposal.block();
         let init = proposal.init;
-        let validity = match self.app.verify_block(init.height.0, block.clone()).await {
+        let hash_hint = alloy_primitives::keccak256(&block);
+        match self.proposed.get(&(init.round, init.proposer)) {
+            Some(seen) if *seen != hash_hint => {
+                // Its second signed stream was counted as evidence when it opened.
+                tracing::warn!(validator = %init.proposer, height = %init.height, round = %init.round, "a second block from one proposer in one round is not executed");
+                return None;
+            }
+            Some(_) => return None,
+            None => {}
+        }
+        if self.executions >= EXECUTIONS_PER_HEIGHT {
+            self.metrics.dropped_message("executions_per_height");
+            tracing::warn!(height = %init.height, round = %init.round, "too many proposals at this height; not executing more");
+            return None;
+        }
+        self.proposed.insert((init.round, init.proposer), hash_hint);
+        self.executions += 1;
+        let validity = match self.app.verify_block(init.height.0, block.clone(), BlockOrigin::Proposal).await {
             Ok(hash) => {
                 self.blocks.insert(hash, block);
                 Some((hash, Validity::Valid))
@@ -411,28 +477,6 @@ impl Host {
         }
     }
 
-    fn decided_values(&self, start: Height, end: Height) -> Vec<RawDecidedValue<MetaContext>> {
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for h in start.0..=end.0 {
-            let (block, cert) = match self.app.decided_block(h) {
-                Ok(Some(found)) => found,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(height = h, error = %e, "cannot read a decided block for a peer");
-                    break;
-                }
-            };
-            let Ok(cert) = certificate::from_chain(&cert) else { break };
-            bytes += block.len();
-            out.push(RawDecidedValue { value_bytes: block, certificate: certificate::to_extended(cert) });
-            if bytes >= SYNC_RESPONSE_BYTES {
-                break;
-            }
-        }
-        out
-    }
-
     async fn synced_value(
         &mut self,
         height: Height,
@@ -446,7 +490,7 @@ impl Host {
         if height.0 != self.app.committed_height() + 1 {
             return SyncedValueOutcome::LocalTransientError;
         }
-        let (hash, validity) = match self.app.verify_block(height.0, block.clone()).await {
+        let (hash, validity) = match self.app.verify_block(height.0, block.clone(), BlockOrigin::Decided).await {
             Ok(hash) => {
                 self.blocks.insert(hash, block);
                 (hash, Validity::Valid)
@@ -473,6 +517,31 @@ impl Host {
     }
 }
 
+/// Committed blocks from `start` to `end` with their certificates, for a
+/// peer catching up: filled up to [`SYNC_RESPONSE_BYTES`], never past the
+/// codec's limit, and always at least one block if there is one.
+fn decided_values(app: &dyn Application, start: Height, end: Height) -> Vec<RawDecidedValue<MetaContext>> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for h in start.0..=end.0 {
+        let (block, cert) = match app.decided_block(h) {
+            Ok(Some(found)) => found,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(height = h, error = %e, "cannot read a decided block for a peer");
+                break;
+            }
+        };
+        if !out.is_empty() && bytes + block.len() > SYNC_RESPONSE_BYTES {
+            break;
+        }
+        let Ok(cert) = certificate::from_chain(&cert) else { break };
+        bytes += block.len();
+        out.push(RawDecidedValue { value_bytes: block, certificate: certificate::to_extended(cert) });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,9 +549,14 @@ mod tests {
     use async_trait::async_trait;
     use malachitebft_app_channel::app::streaming::{StreamContent, StreamMessage};
     use metanode_primitives::CommitCertificate as ChainCommit;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Accepts any block whose first byte is 1, and names it by that byte string's hash.
-    struct FakeChain;
+    /// Accepts any block whose first byte is 1, and names it by that byte
+    /// string's hash; counts executions; serves decided blocks slowly.
+    #[derive(Default)]
+    struct FakeChain {
+        executions: AtomicUsize,
+    }
 
     #[async_trait]
     impl Application for FakeChain {
@@ -492,7 +566,8 @@ mod tests {
         async fn build_block(&self, _: u64) -> Result<BuiltBlock, AppError> {
             Err(AppError("not used".into()))
         }
-        async fn verify_block(&self, _: u64, block: Bytes) -> Result<B256, BlockRejected> {
+        async fn verify_block(&self, _: u64, block: Bytes, _: BlockOrigin) -> Result<B256, BlockRejected> {
+            self.executions.fetch_add(1, Ordering::Relaxed);
             let hash = alloy_primitives::keccak256(&block);
             match block.first() {
                 Some(1) => Ok(hash),
@@ -503,6 +578,8 @@ mod tests {
             Ok(())
         }
         fn decided_block(&self, _: u64) -> Result<Option<(Bytes, ChainCommit)>, AppError> {
+            // A slow disk: the host loop must not wait for this.
+            std::thread::sleep(Duration::from_millis(1500));
             Ok(None)
         }
         fn earliest_height(&self) -> u64 {
@@ -512,7 +589,7 @@ mod tests {
 
     const CHAIN: u64 = 9928;
 
-    fn setup() -> (Host, Vec<ValidatorKey>) {
+    fn setup() -> (Host, Vec<ValidatorKey>, Arc<FakeChain>) {
         let keys: Vec<ValidatorKey> = (0..4).map(|_| ValidatorKey::generate()).collect();
         let validators =
             ValidatorSet::new(keys.iter().map(|k| Validator::new(k.signing_key.verifying_key(), 1))).unwrap();
@@ -523,31 +600,42 @@ mod tests {
             timeouts: LinearTimeouts::default(),
             target_time: None,
         };
-        (Host::new(Arc::new(FakeChain), config, Arc::new(ConsensusMetrics::default())), keys)
+        let chain = Arc::new(FakeChain::default());
+        (Host::new(chain.clone(), config, Arc::new(ConsensusMetrics::default())), keys, chain)
     }
 
+    /// The stream for (height, round) signed by its proposer, or by another validator.
     fn stream(
         host: &Host,
         keys: &[ValidatorKey],
+        (height, round): (u64, u32),
         signer_is_proposer: bool,
         block: &[u8],
     ) -> Vec<StreamMessage<ProposalPart>> {
-        let proposer = host.config.validators.proposer(Height(1), 0).address;
+        let proposer = host.config.validators.proposer(Height(height), round).address;
         let key = keys.iter().find(|k| (k.address() == proposer) == signer_is_proposer).unwrap();
-        let init =
-            ProposalInit { height: Height(1), round: Round::new(0), pol_round: Round::Nil, proposer: key.address() };
+        let init = ProposalInit {
+            height: Height(height),
+            round: Round::new(round),
+            pol_round: Round::Nil,
+            proposer: key.address(),
+        };
         parts::split(init, block, CHAIN, &ValidatorSigner::new(key.signing_key.clone(), CHAIN))
     }
 
-    fn peer() -> PeerId {
-        let key = malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([9u8; 32]).unwrap();
+    fn peer(seed: u8) -> PeerId {
+        let key = malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([seed; 32]).unwrap();
         PeerId::from_bytes(&key.public().to_peer_id().to_bytes()).unwrap()
     }
 
-    async fn deliver(host: &mut Host, msgs: Vec<StreamMessage<ProposalPart>>) -> Option<ProposedValue<MetaContext>> {
+    async fn deliver(
+        host: &mut Host,
+        from: PeerId,
+        msgs: Vec<StreamMessage<ProposalPart>>,
+    ) -> Option<ProposedValue<MetaContext>> {
         let mut out = None;
         for m in msgs {
-            if let Some(v) = host.received_part(peer(), m).await {
+            if let Some(v) = host.received_part(from, m).await {
                 out = Some(v);
             }
         }
@@ -562,45 +650,81 @@ mod tests {
 
     #[tokio::test]
     async fn proposals_are_checked_before_consensus_sees_them() {
-        let (mut host, keys) = setup();
+        let (mut host, keys, _) = setup();
         // From the proposer, a good block: a valid value.
-        let value = {
-            let msgs = stream(&host, &keys, true, &[1, 2, 3]);
-            deliver(&mut host, msgs).await
-        }
-        .expect("valid proposal");
+        let msgs = stream(&host, &keys, (1, 0), true, &[1, 2, 3]);
+        let value = deliver(&mut host, peer(9), msgs).await.expect("valid proposal");
         assert_eq!(value.validity, Validity::Valid);
         assert_eq!(value.value.0, alloy_primitives::keccak256([1u8, 2, 3]));
 
-        // From the proposer, a block that fails re-execution: invalid, so consensus prevotes nil.
-        let value = {
-            let msgs = stream(&host, &keys, true, &[2, 2, 3]);
-            deliver(&mut host, msgs).await
-        }
-        .expect("judged proposal");
+        // From the next round's proposer, a block that fails re-execution:
+        // invalid, so consensus prevotes nil.
+        let msgs = stream(&host, &keys, (1, 1), true, &[2, 2, 3]);
+        let value = deliver(&mut host, peer(9), msgs).await.expect("judged proposal");
         assert_eq!(value.validity, Validity::Invalid);
         assert!(rendered(&host).contains("metanode_invalid_proposals_total 1"));
 
-        // From a validator that is not the proposer: dropped and counted.
-        let msgs = stream(&host, &keys, false, &[1, 9]);
-        assert!(deliver(&mut host, msgs).await.is_none());
+        // From a validator that is not the proposer: refused at its init, counted, sender cut off.
+        let msgs = stream(&host, &keys, (1, 2), false, &[1, 9]);
+        assert!(deliver(&mut host, peer(10), msgs).await.is_none());
         assert!(rendered(&host).contains("reason=\"wrong_proposer\"} 1"), "{}", rendered(&host));
+        assert!(host.peers.is_banned(&peer(10)));
 
-        // The proposer's stream with one data byte changed in flight: the fin signature fails.
-        let mut msgs = stream(&host, &keys, true, &[1, 7, 7]);
+        // The proposer's stream with one data byte changed in flight: the chunk fails its signed hash.
+        let mut msgs = stream(&host, &keys, (1, 3), true, &[1, 7, 7]);
         if let StreamContent::Data(ProposalPart::Data(d)) = &mut msgs[1].content {
             d[1] = 8;
         }
-        assert!(deliver(&mut host, msgs).await.is_none());
-        assert!(rendered(&host).contains("reason=\"bad_signature\"} 1"));
+        assert!(deliver(&mut host, peer(11), msgs).await.is_none());
+        assert!(rendered(&host).contains("reason=\"bad_chunk\"} 1"), "{}", rendered(&host));
+        assert!(host.peers.is_banned(&peer(11)));
 
         // Far-future heights are dropped, near-future ones kept for later.
-        let proposer = host.config.validators.proposer(Height(9), 0).address;
-        let key = keys.iter().find(|k| k.address() == proposer).unwrap();
-        let init = ProposalInit { height: Height(9), round: Round::new(0), pol_round: Round::Nil, proposer };
-        let msgs = parts::split(init, &[1], CHAIN, &ValidatorSigner::new(key.signing_key.clone(), CHAIN));
-        assert!(deliver(&mut host, msgs).await.is_none());
+        let msgs = stream(&host, &keys, (9, 0), true, &[1]);
+        assert!(deliver(&mut host, peer(9), msgs).await.is_none());
         assert!(rendered(&host).contains("reason=\"far_future\"} 1"));
         assert!(host.future.is_empty());
+        let msgs = stream(&host, &keys, (2, 0), true, &[1]);
+        assert!(deliver(&mut host, peer(9), msgs).await.is_none());
+        assert_eq!(host.future.get(&Height(2)).map(Vec::len), Some(1));
+        assert!(!host.peers.is_banned(&peer(9)));
+    }
+
+    #[tokio::test]
+    async fn future_proposals_from_a_non_proposer_are_never_queued() {
+        let (mut host, keys, _) = setup();
+        for round in 0..4 {
+            let msgs = stream(&host, &keys, (2, round), false, &[1]);
+            assert!(deliver(&mut host, peer(12), msgs).await.is_none());
+        }
+        assert!(host.future.is_empty());
+        assert!(host.peers.is_banned(&peer(12)));
+    }
+
+    #[tokio::test]
+    async fn a_second_block_from_one_proposer_in_one_round_is_evidence_not_executed() {
+        let (mut host, keys, chain) = setup();
+        let msgs = stream(&host, &keys, (1, 0), true, &[1, 1]);
+        assert!(deliver(&mut host, peer(9), msgs).await.is_some());
+        for block in [[1u8, 2], [1, 3]] {
+            let msgs = stream(&host, &keys, (1, 0), true, &block);
+            assert!(deliver(&mut host, peer(9), msgs).await.is_none());
+        }
+        assert_eq!(chain.executions.load(Ordering::Relaxed), 1);
+        assert!(rendered(&host).contains("metanode_equivocations_total"), "{}", rendered(&host));
+        assert!(!rendered(&host).contains("metanode_equivocations_total 0"), "{}", rendered(&host));
+    }
+
+    #[tokio::test]
+    async fn serving_a_sync_request_does_not_hold_up_the_host() {
+        let (mut host, _, _) = setup();
+        let (network, _net_rx) = mpsc::channel(4);
+        let (built_tx, _built_rx) = mpsc::channel(4);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let started = Instant::now();
+        let range = Height(1)..=Height(3);
+        host.handle(AppMsg::GetDecidedValues { range, reply }, &network, &built_tx).await;
+        assert!(started.elapsed() < Duration::from_millis(1000), "the host loop waited for the disk");
+        assert!(answer.await.unwrap().is_empty());
     }
 }

@@ -32,7 +32,7 @@ mod vote;
 pub mod wire;
 
 pub use address::ValidatorAddress;
-pub use app::{AppError, Application, BlockRejected, BuiltBlock};
+pub use app::{AppError, Application, BlockOrigin, BlockRejected, BuiltBlock};
 pub use codec::MetaCodec;
 pub use context::MetaContext;
 pub use engine::{start, ConsensusHandle, EngineConfig, EngineError};
@@ -42,7 +42,7 @@ pub use host::{Host, HostConfig};
 pub use keys::{KeyError, ValidatorKey};
 pub use metrics::ConsensusMetrics;
 pub use peer_guard::{PeerGuard, BAN};
-pub use proposal::{Proposal, ProposalFin, ProposalInit, ProposalPart};
+pub use proposal::{Proposal, ProposalFin, ProposalInit, ProposalPart, SignedInit};
 pub use signing::{Ed25519, Signature, SignatureVerifier, SigningError, ValidatorSigner};
 pub use validator::{Validator, ValidatorSet, ValidatorSetError};
 pub use value::BlockValue;

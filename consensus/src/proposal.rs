@@ -1,6 +1,7 @@
 //! Proposals and the parts a proposed block is streamed in.
 
 use crate::{signing::sign_bytes_prefix, BlockValue, Height, MetaContext, Signature, ValidatorAddress};
+use alloy_primitives::B256;
 use malachitebft_core_types::Round;
 
 /// A signed proposal names the block hash; the block follows as parts.
@@ -68,6 +69,38 @@ pub struct ProposalInit {
     pub proposer: ValidatorAddress,
 }
 
+/// The first part of a stream: the [`ProposalInit`], the keccak256 hash of
+/// every data chunk to follow, and the proposer's signature over both. A
+/// receiver checks it on arrival (the proposer of that height and round
+/// signed it) and then each chunk against its hash, so junk is refused when
+/// it arrives, not after a whole block's worth has been held, and a stream
+/// relayed by several peers is assembled once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedInit {
+    /// Who proposes what, where.
+    pub init: ProposalInit,
+    /// keccak256 of each data chunk, in order.
+    pub chunk_hashes: Vec<B256>,
+    /// The proposer's signature over [`SignedInit::sign_bytes`].
+    pub signature: Signature,
+}
+
+impl SignedInit {
+    /// The bytes the proposer signs: the init fields and the chunk hashes,
+    /// under the chain id.
+    pub fn sign_bytes(chain_id: u64, init: &ProposalInit, chunk_hashes: &[B256]) -> Vec<u8> {
+        let mut out = sign_bytes_prefix(b"metanode/proposal-init/v1", chain_id, init.height, init.round);
+        out.reserve(chunk_hashes.len() * 32 + 32);
+        out.extend_from_slice(&init.pol_round.as_i64().to_be_bytes());
+        out.extend_from_slice(init.proposer.0.as_slice());
+        out.extend_from_slice(&(chunk_hashes.len() as u32).to_be_bytes());
+        for hash in chunk_hashes {
+            out.extend_from_slice(hash.as_slice());
+        }
+        out
+    }
+}
+
 /// Closes a proposal stream with the proposer's signature over the stream,
 /// so a relaying peer cannot splice in a different block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +113,7 @@ pub struct ProposalFin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposalPart {
     /// First part.
-    Init(ProposalInit),
+    Init(SignedInit),
     /// A chunk of the RLP-encoded block.
     Data(Vec<u8>),
     /// Last part.

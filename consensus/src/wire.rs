@@ -1,10 +1,18 @@
 //! The byte format of everything consensus sends or writes: a small, strict
 //! binary encoding (fixed-width big-endian integers, length-prefixed byte
 //! strings, one tag byte per enum). Decoding takes bytes from any peer, so
-//! it never trusts a length: every count is checked against the bytes that
-//! remain, unknown tags and trailing bytes are errors, and nothing panics.
+//! it never trusts a length: a list's count is checked against the bytes
+//! that remain at the item type's smallest encoding, memory for a list is
+//! reserved only up to [`PREALLOC_BYTES`] ahead of the items actually
+//! decoded (an item can take more memory than bytes on the wire, so a count
+//! bounded by bytes alone still multiplies), unknown tags and trailing bytes
+//! are errors, and nothing panics.
 
 use alloy_primitives::{Address, B256};
+
+/// Memory reserved for a list before its items are decoded; beyond this the
+/// list grows only with items actually read.
+pub const PREALLOC_BYTES: usize = 64 * 1024;
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -132,12 +140,13 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    /// A count of items that each take at least one byte, checked against the
-    /// input so a forged count cannot make us allocate.
-    pub fn count(&mut self) -> Result<usize, WireError> {
+    /// A count of items that each take at least `min_item_bytes` bytes,
+    /// refused when the input left cannot hold that many.
+    pub fn count(&mut self, min_item_bytes: usize) -> Result<usize, WireError> {
         let n = self.u32()? as usize;
-        if n > self.buf.len() {
-            return Err(WireError::Truncated(n - self.buf.len()));
+        let needed = n.saturating_mul(min_item_bytes.max(1));
+        if needed > self.buf.len() {
+            return Err(WireError::Truncated(needed - self.buf.len()));
         }
         Ok(n)
     }
@@ -149,6 +158,9 @@ pub trait Wire: Sized {
     /// anything longer is refused before decoding, so a flood of padded
     /// messages costs a length check, not a parse.
     const MAX_BYTES: usize = usize::MAX;
+    /// The fewest bytes any encoding of the type takes, so a list's count
+    /// can be checked against the input before any item is read.
+    const MIN_BYTES: usize = 1;
     /// Appends the encoding.
     fn put(&self, w: &mut Writer);
     /// Reads one item.
@@ -181,6 +193,7 @@ impl Wire for () {
 }
 
 impl Wire for u64 {
+    const MIN_BYTES: usize = 8;
     fn put(&self, w: &mut Writer) {
         w.u64(*self);
     }
@@ -190,6 +203,7 @@ impl Wire for u64 {
 }
 
 impl Wire for B256 {
+    const MIN_BYTES: usize = 32;
     fn put(&self, w: &mut Writer) {
         w.fixed(self.as_slice());
     }
@@ -199,6 +213,7 @@ impl Wire for B256 {
 }
 
 impl Wire for Address {
+    const MIN_BYTES: usize = 20;
     fn put(&self, w: &mut Writer) {
         w.fixed(self.as_slice());
     }
@@ -208,6 +223,7 @@ impl Wire for Address {
 }
 
 impl Wire for Vec<u8> {
+    const MIN_BYTES: usize = 4;
     fn put(&self, w: &mut Writer) {
         w.bytes(self);
     }
@@ -217,6 +233,7 @@ impl Wire for Vec<u8> {
 }
 
 impl Wire for bytes::Bytes {
+    const MIN_BYTES: usize = 4;
     fn put(&self, w: &mut Writer) {
         w.bytes(self);
     }
@@ -247,6 +264,7 @@ impl<T: Wire> Wire for Option<T> {
 /// Lists of items that are not bytes (a byte list is `Vec<u8>`, above): a
 /// count, then the items. `u8` has no `Wire` impl, so the two never overlap.
 impl<T: Wire> Wire for Vec<T> {
+    const MIN_BYTES: usize = 4;
     fn put(&self, w: &mut Writer) {
         w.u32(self.len() as u32);
         for item in self {
@@ -254,8 +272,8 @@ impl<T: Wire> Wire for Vec<T> {
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let n = r.count()?;
-        let mut out = Vec::with_capacity(n);
+        let n = r.count(T::MIN_BYTES)?;
+        let mut out = Vec::with_capacity(n.min(PREALLOC_BYTES / std::mem::size_of::<T>().max(1)));
         for _ in 0..n {
             out.push(T::get(r)?);
         }
@@ -278,6 +296,9 @@ mod tests {
         // A list claiming four billion items in eight bytes is refused before allocating.
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
         assert!(matches!(Vec::<u64>::get(&mut r), Err(WireError::Truncated(_))));
+        // Two u64s claimed in eight bytes: refused by the items' size, not just the count.
+        let mut r = Reader::new(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(matches!(Vec::<u64>::get(&mut r), Err(WireError::Truncated(8))));
         assert!(matches!(decode::<Option<u64>>(&[7]), Err(WireError::UnknownTag { what: "option", tag: 7 })));
     }
 }

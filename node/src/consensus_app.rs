@@ -8,7 +8,7 @@ use alloy_primitives::B256;
 use alloy_rlp::{Decodable, Encodable};
 use async_trait::async_trait;
 use bytes::Bytes;
-use metanode_consensus::{AppError, Application, BlockRejected, BuiltBlock};
+use metanode_consensus::{AppError, Application, BlockOrigin, BlockRejected, BuiltBlock};
 use metanode_execution::{ExecError, ExecutedBlock};
 use metanode_primitives::{recover_senders, Block, CommitCertificate, SealedBlock};
 use parking_lot::Mutex;
@@ -20,6 +20,10 @@ use std::{
 
 /// How far ahead of this node's clock a proposed block's timestamp may be.
 const MAX_CLOCK_DRIFT_SECS: u64 = 15;
+/// Executed blocks kept for their commit. Consensus bounds how many
+/// proposals it executes per height; this bounds the cache regardless, and a
+/// decided block that was not kept is simply executed again at commit.
+const MAX_CACHED_EXECUTIONS: usize = 32;
 
 /// The consensus application of a node.
 pub struct ChainApp {
@@ -45,6 +49,26 @@ impl ChainApp {
         })
     }
 
+    /// Keeps an executed block for its commit, up to [`MAX_CACHED_EXECUTIONS`].
+    fn cache(&self, executed: ExecutedBlock) {
+        let mut cached = self.executed.lock();
+        if cached.len() < MAX_CACHED_EXECUTIONS || cached.contains_key(&executed.block.hash) {
+            cached.insert(executed.block.hash, executed);
+        }
+    }
+
+    /// Checks and executes a block at `height` on the blocking pool.
+    async fn execute(&self, height: u64, block: Bytes, origin: BlockOrigin) -> Result<ExecutedBlock, BlockRejected> {
+        let head = self.chain.head().number();
+        if head + 1 != height {
+            return Err(BlockRejected { hash: None, reason: format!("block {height} does not follow head {head}") });
+        }
+        let chain = self.chain.clone();
+        tokio::task::spawn_blocking(move || check(&chain, height, &block, origin))
+            .await
+            .map_err(|e| BlockRejected { hash: None, reason: format!("verification task failed: {e}") })?
+    }
+
     fn encode(block: &SealedBlock) -> Bytes {
         let block = block.to_block();
         let mut out = Vec::with_capacity(block.length());
@@ -54,7 +78,7 @@ impl ChainApp {
 }
 
 /// Decodes and checks a block at `height`, returning it executed.
-fn check(chain: &ChainService, height: u64, bytes: &[u8]) -> Result<ExecutedBlock, BlockRejected> {
+fn check(chain: &ChainService, height: u64, bytes: &[u8], origin: BlockOrigin) -> Result<ExecutedBlock, BlockRejected> {
     let reject = |hash, reason: String| BlockRejected { hash, reason };
     let block = Block::decode(&mut &bytes[..]).map_err(|e| reject(None, format!("not a block: {e}")))?;
     let hash = block.header.hash_slow();
@@ -65,7 +89,7 @@ fn check(chain: &ChainService, height: u64, bytes: &[u8]) -> Result<ExecutedBloc
         return Err(reject(Some(hash), "ommers or withdrawals in a MetaNode block".into()));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    if block.header.timestamp > now + MAX_CLOCK_DRIFT_SECS {
+    if origin == BlockOrigin::Proposal && block.header.timestamp > now + MAX_CLOCK_DRIFT_SECS {
         return Err(reject(Some(hash), format!("timestamp {} is ahead of this node's clock", block.header.timestamp)));
     }
     let senders = recover_senders(&block.transactions)
@@ -100,21 +124,14 @@ impl Application for ChainApp {
         let executed =
             tokio::task::spawn_blocking(move || chain.propose()).await.map_err(app_error)?.map_err(app_error)?;
         let built = BuiltBlock { hash: executed.block.hash, bytes: Self::encode(&executed.block) };
-        self.executed.lock().insert(built.hash, executed);
+        self.cache(executed);
         Ok(built)
     }
 
-    async fn verify_block(&self, height: u64, block: Bytes) -> Result<B256, BlockRejected> {
-        let head = self.chain.head().number();
-        if head + 1 != height {
-            return Err(BlockRejected { hash: None, reason: format!("block {height} does not follow head {head}") });
-        }
-        let chain = self.chain.clone();
-        let executed = tokio::task::spawn_blocking(move || check(&chain, height, &block))
-            .await
-            .map_err(|e| BlockRejected { hash: None, reason: format!("verification task failed: {e}") })??;
+    async fn verify_block(&self, height: u64, block: Bytes, origin: BlockOrigin) -> Result<B256, BlockRejected> {
+        let executed = self.execute(height, block, origin).await?;
         let hash = executed.block.hash;
-        self.executed.lock().insert(hash, executed);
+        self.cache(executed);
         Ok(hash)
     }
 
@@ -122,10 +139,7 @@ impl Application for ChainApp {
         let cached = self.executed.lock().remove(&certificate.block_hash);
         let executed = match cached {
             Some(executed) => executed,
-            None => {
-                let hash = self.verify_block(certificate.height, block).await.map_err(app_error)?;
-                self.executed.lock().remove(&hash).ok_or_else(|| AppError("verified block vanished".into()))?
-            }
+            None => self.execute(certificate.height, block, BlockOrigin::Decided).await.map_err(app_error)?,
         };
         if executed.block.hash != certificate.block_hash {
             return Err(AppError(format!(
