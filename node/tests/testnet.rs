@@ -160,3 +160,36 @@ fn validators_behind_one_hub_finalize_through_relays() {
         peer_validators(0) == Some(3) && (1..VALIDATORS).all(|i| peer_validators(i) == Some(1))
     });
 }
+
+/// libfaketime, which `scripts/setup.sh` installs (Debian's `faketime`).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn a_full_node_whose_clock_is_a_minute_behind_catches_up() {
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run scripts/setup.sh (installs Debian's faketime)"
+    );
+    let net = Net::generate(1, 1);
+    let validator = net.start(0);
+    validator.wait_for_block(20);
+    // Every block the validator made is more than 15 s ahead of this node's
+    // clock: too far for a live proposal, fine for a certified block.
+    let behind = net.start_env(
+        1,
+        &[],
+        &[("LD_PRELOAD", LIBFAKETIME), ("FAKETIME", "-60s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")],
+    );
+    let clock: u64 = std::process::Command::new("date")
+        .arg("+%s")
+        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME", "-60s")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().parse().unwrap())
+        .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(now - clock >= 59, "libfaketime did not move the clock back ({clock} vs {now})");
+    let target = height(&validator) + 5;
+    behind.wait_for_block(target);
+    assert_same_chain(&[&validator, &behind]);
+}

@@ -114,8 +114,13 @@ impl TestNode {
     /// Starts `metanode-node --datadir <dir>` as the node's own config.toml
     /// describes it (a `testnet` directory), and waits until `http_url` answers.
     pub fn start_configured(datadir: &Path, http_url: &str, extra: &[&str]) -> TestNode {
+        Self::start_configured_env(datadir, http_url, extra, &[])
+    }
+
+    /// [`TestNode::start_configured`] with extra environment variables.
+    pub fn start_configured_env(datadir: &Path, http_url: &str, extra: &[&str], env: &[(&str, &str)]) -> TestNode {
         let mut cmd = Command::new(binary());
-        cmd.arg("--datadir").arg(datadir).args(extra);
+        cmd.arg("--datadir").arg(datadir).args(extra).envs(env.iter().copied());
         let (child, rx) = spawn(cmd);
         let node = TestNode {
             child,

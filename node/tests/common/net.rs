@@ -77,12 +77,17 @@ impl Net {
 
     /// Starts node `index` from its directory, with `extra` flags over its config.
     pub fn start_with(&self, index: usize, extra: &[&str]) -> TestNode {
+        self.start_env(index, extra, &[])
+    }
+
+    /// Starts node `index` with `extra` flags and `env` variables.
+    pub fn start_env(&self, index: usize, extra: &[&str], env: &[(&str, &str)]) -> TestNode {
         let name = if index < self.validators {
             format!("validator-{index}")
         } else {
             format!("fullnode-{}", index - self.validators)
         };
-        TestNode::start_configured(&self.node_dir(&name), &self.http(index), extra)
+        TestNode::start_configured_env(&self.node_dir(&name), &self.http(index), extra, env)
     }
 }
 
