@@ -4,8 +4,8 @@
 use crate::{
     error::StorageError,
     keys::{
-        decode_u64, ALL_CFS, CF_ACCOUNT_TRIE, CF_META, CF_STORAGE_TRIE, META_CHAIN_ID, META_GENESIS, META_HEAD,
-        META_SCHEMA, SCHEMA,
+        decode_hash, decode_u64, ALL_CFS, CF_ACCOUNT_TRIE, CF_META, CF_STORAGE_TRIE, META_CHAIN_ID, META_GENESIS,
+        META_HEAD, META_SCHEMA, SCHEMA,
     },
 };
 use alloy_primitives::B256;
@@ -160,7 +160,7 @@ impl ChainDb {
 
     /// The genesis hash this database was initialised with.
     pub fn genesis_hash(&self) -> Result<Option<B256>, StorageError> {
-        Ok(self.db.get_cf(self.cf(CF_META), META_GENESIS)?.map(|v| B256::from_slice(&v)))
+        self.db.get_pinned_cf(self.cf(CF_META), META_GENESIS)?.map(|v| decode_hash("genesis hash", &v)).transpose()
     }
 
     /// The chain id recorded when the database was initialised (the genesis
@@ -188,5 +188,23 @@ impl ChainDb {
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        keys::{CF_META, META_GENESIS},
+        test_util::{open, put_raw},
+        HistoryMode, StorageError,
+    };
+
+    #[test]
+    fn a_genesis_hash_of_the_wrong_length_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), HistoryMode::Archive);
+        put_raw(&db, CF_META, META_GENESIS, &[1, 2, 3]);
+        let err = db.genesis_hash().unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { what: "genesis hash", .. }), "{err}");
     }
 }

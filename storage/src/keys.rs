@@ -1,6 +1,7 @@
 //! Column family names and key layouts. Numbers are big-endian so that keys
 //! sort by block number.
 
+use crate::error::StorageError;
 use alloy_primitives::{Address, B256};
 
 pub(crate) const CF_META: &str = "meta";
@@ -82,4 +83,13 @@ pub(crate) fn storage_trie_key(hashed_addr: &B256, path: &[u8]) -> Vec<u8> {
 
 pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// A 32-byte hash (block hash, slot key) read back from disk. Any other length
+/// means the record is damaged; it is reported as `Corrupt` so the caller can
+/// surface it, where `B256::from_slice` would bring the whole node down.
+pub(crate) fn decode_hash(what: &'static str, bytes: &[u8]) -> Result<B256, StorageError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(B256::from)
+        .map_err(|_| StorageError::corrupt(what, format!("{} bytes, expected 32", bytes.len())))
 }

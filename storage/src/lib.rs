@@ -10,6 +10,8 @@ mod db;
 mod error;
 mod keys;
 mod state;
+#[cfg(test)]
+mod test_util;
 mod write;
 
 pub use db::{ChainDb, DbOptions, HistoryMode};

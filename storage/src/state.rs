@@ -10,9 +10,9 @@ use crate::{
     db::ChainDb,
     error::StorageError,
     keys::{
-        account_history_key, decode_u64, num_key, storage_history_key, storage_key, storage_trie_key, CF_ACCOUNTS,
-        CF_ACCOUNT_HISTORY, CF_ACCOUNT_TRIE, CF_CANONICAL, CF_CODE, CF_META, CF_STORAGE, CF_STORAGE_HISTORY,
-        CF_STORAGE_TRIE, META_HEAD,
+        account_history_key, decode_hash, decode_u64, num_key, storage_history_key, storage_key, storage_trie_key,
+        CF_ACCOUNTS, CF_ACCOUNT_HISTORY, CF_ACCOUNT_TRIE, CF_CANONICAL, CF_CODE, CF_META, CF_STORAGE,
+        CF_STORAGE_HISTORY, CF_STORAGE_TRIE, META_HEAD,
     },
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -146,7 +146,7 @@ impl<'a> StateReader<'a> {
             if k.len() != 52 || &k[..20] != addr.as_slice() {
                 break;
             }
-            out.push((B256::from_slice(&k[20..]), decode_word(v)?));
+            out.push((decode_hash("storage slot key", &k[20..])?, decode_word(v)?));
             it.next();
         }
         it.status()?;
@@ -160,7 +160,10 @@ impl<'a> StateReader<'a> {
 
     /// Hash of canonical block `number`.
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StorageError> {
-        Ok(self.snap.get_pinned_cf(self.db.cf(CF_CANONICAL), num_key(number))?.map(|v| B256::from_slice(&v)))
+        self.snap
+            .get_pinned_cf(self.db.cf(CF_CANONICAL), num_key(number))?
+            .map(|v| decode_hash("block hash", &v))
+            .transpose()
     }
 
     /// RLP of the trie node at a nibble path (head state only).
@@ -214,5 +217,24 @@ impl TrieId<'_> {
             Self::Accounts => Cow::Borrowed(path),
             Self::Storage(owner) => Cow::Owned(storage_trie_key(owner, path)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        keys::{num_key, CF_CANONICAL},
+        test_util::{open, put_raw},
+        HistoryMode, StorageError,
+    };
+
+    #[test]
+    fn a_block_hash_of_the_wrong_length_is_corrupt_in_a_state_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), HistoryMode::Archive);
+        put_raw(&db, CF_CANONICAL, &num_key(3), &[0xab; 31]);
+        let state = db.latest_state().unwrap();
+        let err = state.block_hash(3).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { what: "block hash", .. }), "{err}");
     }
 }

@@ -210,7 +210,7 @@ impl ChainDb {
             batch.delete_cf(self.cf(CF_ACCOUNT_HISTORY), account_history_key(&Address::from_slice(a), p));
         }
         for s in slots.chunks(52) {
-            let (a, slot) = (Address::from_slice(&s[..20]), B256::from_slice(&s[20..]));
+            let (a, slot) = (Address::from_slice(&s[..20]), decode_hash("changeset slot", &s[20..])?);
             batch.delete_cf(self.cf(CF_STORAGE_HISTORY), storage_history_key(&a, &slot, p));
         }
         batch.delete_cf(self.cf(CF_CHANGESETS), num_key(p));
