@@ -142,6 +142,7 @@ impl ChainDb {
             }
             None => this.db.put_cf(this.cf(CF_META), META_SCHEMA, SCHEMA)?,
         }
+        this.check_prune_mark()?;
         Ok(this)
     }
 
@@ -150,12 +151,17 @@ impl ChainDb {
         self.db.cf_handle(name).expect("column family opened at start-up")
     }
 
+    /// A number stored in the meta table under `key`; `what` names it if corrupt.
+    pub(crate) fn meta_u64(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, StorageError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_META), key)?
+            .map(|v| decode_u64(&v).ok_or_else(|| StorageError::corrupt(what, "not 8 bytes")))
+            .transpose()
+    }
+
     /// The number of the last committed block, or `None` before genesis.
     pub fn head_number(&self) -> Result<Option<u64>, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), META_HEAD)? {
-            Some(v) => Ok(Some(decode_u64(&v).ok_or_else(|| StorageError::corrupt("head", "not 8 bytes"))?)),
-            None => Ok(None),
-        }
+        self.meta_u64(META_HEAD, "head")
     }
 
     /// The genesis hash this database was initialised with.
@@ -166,23 +172,12 @@ impl ChainDb {
     /// The chain id recorded when the database was initialised (the genesis
     /// hash does not commit to it, so it is checked separately).
     pub fn chain_id(&self) -> Result<Option<u64>, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), META_CHAIN_ID)? {
-            Some(v) => Ok(Some(decode_u64(&v).ok_or_else(|| StorageError::corrupt("chain id", "not 8 bytes"))?)),
-            None => Ok(None),
-        }
+        self.meta_u64(META_CHAIN_ID, "chain id")
     }
 
     /// History kept for state reads.
     pub fn history(&self) -> HistoryMode {
         self.opts.history
-    }
-
-    /// Oldest block whose state can still be read, given the head.
-    pub fn oldest_state(&self, head: u64) -> u64 {
-        match self.opts.history {
-            HistoryMode::Archive => 0,
-            HistoryMode::Window(n) => head.saturating_sub(n),
-        }
     }
 
     /// Where the database lives.

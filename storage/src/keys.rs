@@ -46,6 +46,9 @@ pub(crate) const META_SCHEMA: &[u8] = b"schema";
 pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_GENESIS: &[u8] = b"genesis";
 pub(crate) const META_CHAIN_ID: &[u8] = b"chain_id";
+/// The history low-water mark: the highest block whose state history has
+/// been pruned (see `prune`).
+pub(crate) const META_PRUNED: &[u8] = b"pruned_to";
 /// Identifies a MetaNode database and its layout version.
 pub(crate) const SCHEMA: &[u8] = b"metanode-chain-v1";
 

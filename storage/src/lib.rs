@@ -9,6 +9,7 @@ mod chain;
 mod db;
 mod error;
 mod keys;
+mod prune;
 mod state;
 #[cfg(test)]
 mod test_util;
