@@ -12,7 +12,7 @@ use crate::{
     keys::{
         account_history_key, decode_hash, decode_u64, num_key, storage_history_key, storage_key, storage_trie_key,
         CF_ACCOUNTS, CF_ACCOUNT_HISTORY, CF_ACCOUNT_TRIE, CF_CANONICAL, CF_CODE, CF_META, CF_STORAGE,
-        CF_STORAGE_HISTORY, CF_STORAGE_TRIE, META_HEAD,
+        CF_STORAGE_HISTORY, CF_STORAGE_TRIE, META_HEAD, META_PRUNED,
     },
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
