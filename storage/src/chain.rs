@@ -4,8 +4,8 @@ use crate::{
     db::ChainDb,
     error::StorageError,
     keys::{
-        decode_u64, num_key, CF_BODIES, CF_CANONICAL, CF_COMMITS, CF_HASH_TO_NUMBER, CF_HEADERS, CF_RECEIPTS,
-        CF_SENDERS, CF_TX_INDEX,
+        decode_hash, decode_u64, num_key, CF_BODIES, CF_CANONICAL, CF_COMMITS, CF_HASH_TO_NUMBER, CF_HEADERS,
+        CF_RECEIPTS, CF_SENDERS, CF_TX_INDEX,
     },
 };
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
@@ -34,7 +34,10 @@ impl ChainDb {
 
     /// The hash of canonical block `number`.
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StorageError> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_CANONICAL), num_key(number))?.map(|v| B256::from_slice(&v)))
+        self.db
+            .get_pinned_cf(self.cf(CF_CANONICAL), num_key(number))?
+            .map(|v| decode_hash("block hash", &v))
+            .transpose()
     }
 
     /// The number of the block with `hash`.
@@ -87,13 +90,41 @@ impl ChainDb {
     /// Where a transaction was included: (block number, index in block).
     pub fn transaction_location(&self, hash: &B256) -> Result<Option<(u64, u32)>, StorageError> {
         match self.db.get_pinned_cf(self.cf(CF_TX_INDEX), hash)? {
-            Some(v) if v.len() == 12 => {
-                let n = decode_u64(&v[..8]).unwrap_or_default();
-                let i = u32::from_be_bytes([v[8], v[9], v[10], v[11]]);
-                Ok(Some((n, i)))
+            Some(v) => {
+                decode_tx_location(&v).map(Some).ok_or_else(|| StorageError::corrupt("tx index", "not 12 bytes"))
             }
-            Some(_) => Err(StorageError::corrupt("tx index", "not 12 bytes")),
             None => Ok(None),
+        }
+    }
+}
+
+/// A transaction index entry: block number (8 bytes) then index in the block
+/// (4 bytes), both big-endian; `None` when the entry is not 12 bytes.
+fn decode_tx_location(v: &[u8]) -> Option<(u64, u32)> {
+    let (number, index) = v.split_first_chunk::<8>()?;
+    let index: [u8; 4] = index.try_into().ok()?;
+    Some((u64::from_be_bytes(*number), u32::from_be_bytes(index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        keys::{num_key, CF_CANONICAL},
+        test_util::{open, put_raw},
+        HistoryMode, StorageError,
+    };
+
+    #[test]
+    fn a_block_hash_of_the_wrong_length_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), HistoryMode::Archive);
+        put_raw(&db, CF_CANONICAL, &num_key(1), b"short");
+        put_raw(&db, CF_CANONICAL, &num_key(2), &[7u8; 33]);
+        for n in [1, 2] {
+            let err = db.block_hash(n).unwrap_err();
+            assert!(matches!(err, StorageError::Corrupt { what: "block hash", .. }), "block {n}: {err}");
+            // The whole-block read goes through the same decoder.
+            assert!(matches!(db.sealed_block(n), Err(StorageError::Corrupt { .. })), "block {n}");
         }
     }
 }

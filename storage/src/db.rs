@@ -4,8 +4,8 @@
 use crate::{
     error::StorageError,
     keys::{
-        decode_u64, ALL_CFS, CF_ACCOUNT_TRIE, CF_META, CF_STORAGE_TRIE, META_CHAIN_ID, META_GENESIS, META_HEAD,
-        META_SCHEMA, SCHEMA,
+        decode_hash, decode_u64, ALL_CFS, CF_ACCOUNT_TRIE, CF_META, CF_STORAGE_TRIE, META_CHAIN_ID, META_GENESIS,
+        META_HEAD, META_SCHEMA, SCHEMA,
     },
 };
 use alloy_primitives::B256;
@@ -142,6 +142,7 @@ impl ChainDb {
             }
             None => this.db.put_cf(this.cf(CF_META), META_SCHEMA, SCHEMA)?,
         }
+        this.check_prune_mark()?;
         Ok(this)
     }
 
@@ -150,26 +151,28 @@ impl ChainDb {
         self.db.cf_handle(name).expect("column family opened at start-up")
     }
 
+    /// A number stored in the meta table under `key`; `what` names it if corrupt.
+    pub(crate) fn meta_u64(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, StorageError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_META), key)?
+            .map(|v| decode_u64(&v).ok_or_else(|| StorageError::corrupt(what, "not 8 bytes")))
+            .transpose()
+    }
+
     /// The number of the last committed block, or `None` before genesis.
     pub fn head_number(&self) -> Result<Option<u64>, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), META_HEAD)? {
-            Some(v) => Ok(Some(decode_u64(&v).ok_or_else(|| StorageError::corrupt("head", "not 8 bytes"))?)),
-            None => Ok(None),
-        }
+        self.meta_u64(META_HEAD, "head")
     }
 
     /// The genesis hash this database was initialised with.
     pub fn genesis_hash(&self) -> Result<Option<B256>, StorageError> {
-        Ok(self.db.get_cf(self.cf(CF_META), META_GENESIS)?.map(|v| B256::from_slice(&v)))
+        self.db.get_pinned_cf(self.cf(CF_META), META_GENESIS)?.map(|v| decode_hash("genesis hash", &v)).transpose()
     }
 
     /// The chain id recorded when the database was initialised (the genesis
     /// hash does not commit to it, so it is checked separately).
     pub fn chain_id(&self) -> Result<Option<u64>, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), META_CHAIN_ID)? {
-            Some(v) => Ok(Some(decode_u64(&v).ok_or_else(|| StorageError::corrupt("chain id", "not 8 bytes"))?)),
-            None => Ok(None),
-        }
+        self.meta_u64(META_CHAIN_ID, "chain id")
     }
 
     /// History kept for state reads.
@@ -177,16 +180,26 @@ impl ChainDb {
         self.opts.history
     }
 
-    /// Oldest block whose state can still be read, given the head.
-    pub fn oldest_state(&self, head: u64) -> u64 {
-        match self.opts.history {
-            HistoryMode::Archive => 0,
-            HistoryMode::Window(n) => head.saturating_sub(n),
-        }
-    }
-
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        keys::{CF_META, META_GENESIS},
+        test_util::{open, put_raw},
+        HistoryMode, StorageError,
+    };
+
+    #[test]
+    fn a_genesis_hash_of_the_wrong_length_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), HistoryMode::Archive);
+        put_raw(&db, CF_META, META_GENESIS, &[1, 2, 3]);
+        let err = db.genesis_hash().unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { what: "genesis hash", .. }), "{err}");
     }
 }

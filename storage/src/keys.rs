@@ -1,6 +1,7 @@
 //! Column family names and key layouts. Numbers are big-endian so that keys
 //! sort by block number.
 
+use crate::error::StorageError;
 use alloy_primitives::{Address, B256};
 
 pub(crate) const CF_META: &str = "meta";
@@ -45,6 +46,9 @@ pub(crate) const META_SCHEMA: &[u8] = b"schema";
 pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_GENESIS: &[u8] = b"genesis";
 pub(crate) const META_CHAIN_ID: &[u8] = b"chain_id";
+/// The history low-water mark: the highest block whose state history has
+/// been pruned (see `prune`).
+pub(crate) const META_PRUNED: &[u8] = b"pruned_to";
 /// Identifies a MetaNode database and its layout version.
 pub(crate) const SCHEMA: &[u8] = b"metanode-chain-v1";
 
@@ -82,4 +86,13 @@ pub(crate) fn storage_trie_key(hashed_addr: &B256, path: &[u8]) -> Vec<u8> {
 
 pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// A 32-byte hash (block hash, slot key) read back from disk. Any other length
+/// means the record is damaged; it is reported as `Corrupt` so the caller can
+/// surface it, where `B256::from_slice` would bring the whole node down.
+pub(crate) fn decode_hash(what: &'static str, bytes: &[u8]) -> Result<B256, StorageError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(B256::from)
+        .map_err(|_| StorageError::corrupt(what, format!("{} bytes, expected 32", bytes.len())))
 }

@@ -9,7 +9,10 @@ mod chain;
 mod db;
 mod error;
 mod keys;
+mod prune;
 mod state;
+#[cfg(test)]
+mod test_util;
 mod write;
 
 pub use db::{ChainDb, DbOptions, HistoryMode};

@@ -10,9 +10,9 @@ use crate::{
     db::ChainDb,
     error::StorageError,
     keys::{
-        account_history_key, decode_u64, num_key, storage_history_key, storage_key, storage_trie_key, CF_ACCOUNTS,
-        CF_ACCOUNT_HISTORY, CF_ACCOUNT_TRIE, CF_CANONICAL, CF_CODE, CF_META, CF_STORAGE, CF_STORAGE_HISTORY,
-        CF_STORAGE_TRIE, META_HEAD,
+        account_history_key, decode_hash, decode_u64, num_key, storage_history_key, storage_key, storage_trie_key,
+        CF_ACCOUNTS, CF_ACCOUNT_HISTORY, CF_ACCOUNT_TRIE, CF_CANONICAL, CF_CODE, CF_META, CF_STORAGE,
+        CF_STORAGE_HISTORY, CF_STORAGE_TRIE, META_HEAD, META_PRUNED,
     },
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -59,29 +59,45 @@ impl ChainDb {
     /// The state at the head as of now (the empty state before genesis).
     pub fn latest_state(&self) -> Result<StateReader<'_>, StorageError> {
         let snap = self.db.snapshot();
-        let head = Self::snapshot_head(self, &snap)?.unwrap_or(0);
+        let head = self.snapshot_u64(&snap, META_HEAD, "head")?.unwrap_or(0);
         Ok(StateReader { db: self, snap, block: head, at_head: true })
     }
 
     /// The state after block `block`, if it is within the kept history.
     pub fn state_at(&self, block: u64) -> Result<StateReader<'_>, StorageError> {
         let snap = self.db.snapshot();
-        let head = Self::snapshot_head(self, &snap)?.ok_or(StorageError::UnknownBlock(block))?;
+        let head = self.snapshot_u64(&snap, META_HEAD, "head")?.ok_or(StorageError::UnknownBlock(block))?;
         if block > head {
             return Err(StorageError::UnknownBlock(block));
         }
-        let oldest = self.oldest_state(head);
+        let oldest = self.snapshot_oldest(&snap, head)?;
         if block < oldest {
             return Err(StorageError::HistoryPruned { requested: block, oldest, head });
         }
         Ok(StateReader { db: self, snap, block, at_head: block == head })
     }
 
-    fn snapshot_head(&self, snap: &Snapshot<'_>) -> Result<Option<u64>, StorageError> {
-        match snap.get_cf(self.cf(CF_META), META_HEAD)? {
-            Some(raw) => Ok(Some(decode_u64(&raw).ok_or_else(|| StorageError::corrupt("head", "not 8 bytes"))?)),
-            None => Ok(None),
-        }
+    /// Oldest block whose state can be read now (0 before genesis): the start
+    /// of the configured window, but never a block whose history an earlier
+    /// run already pruned (a larger window or archive mode cannot bring it back).
+    pub fn oldest_state(&self) -> Result<u64, StorageError> {
+        let snap = self.db.snapshot();
+        let head = self.snapshot_u64(&snap, META_HEAD, "head")?.unwrap_or(0);
+        self.snapshot_oldest(&snap, head)
+    }
+
+    /// The oldest readable block in `snap`, whose head is `head`; the mark is
+    /// read from the same snapshot, so it matches the history the reader sees.
+    fn snapshot_oldest(&self, snap: &Snapshot<'_>, head: u64) -> Result<u64, StorageError> {
+        let pruned_to = self.snapshot_u64(snap, META_PRUNED, "pruned-to mark")?.unwrap_or(0);
+        Ok(self.oldest_readable(head, pruned_to))
+    }
+
+    /// A number stored in the meta table under `key`, as of `snap`.
+    fn snapshot_u64(&self, snap: &Snapshot<'_>, key: &[u8], what: &'static str) -> Result<Option<u64>, StorageError> {
+        snap.get_pinned_cf(self.cf(CF_META), key)?
+            .map(|v| decode_u64(&v).ok_or_else(|| StorageError::corrupt(what, "not 8 bytes")))
+            .transpose()
     }
 }
 
@@ -146,7 +162,7 @@ impl<'a> StateReader<'a> {
             if k.len() != 52 || &k[..20] != addr.as_slice() {
                 break;
             }
-            out.push((B256::from_slice(&k[20..]), decode_word(v)?));
+            out.push((decode_hash("storage slot key", &k[20..])?, decode_word(v)?));
             it.next();
         }
         it.status()?;
@@ -160,7 +176,10 @@ impl<'a> StateReader<'a> {
 
     /// Hash of canonical block `number`.
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StorageError> {
-        Ok(self.snap.get_pinned_cf(self.db.cf(CF_CANONICAL), num_key(number))?.map(|v| B256::from_slice(&v)))
+        self.snap
+            .get_pinned_cf(self.db.cf(CF_CANONICAL), num_key(number))?
+            .map(|v| decode_hash("block hash", &v))
+            .transpose()
     }
 
     /// RLP of the trie node at a nibble path (head state only).
@@ -214,5 +233,24 @@ impl TrieId<'_> {
             Self::Accounts => Cow::Borrowed(path),
             Self::Storage(owner) => Cow::Owned(storage_trie_key(owner, path)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        keys::{num_key, CF_CANONICAL},
+        test_util::{open, put_raw},
+        HistoryMode, StorageError,
+    };
+
+    #[test]
+    fn a_block_hash_of_the_wrong_length_is_corrupt_in_a_state_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), HistoryMode::Archive);
+        put_raw(&db, CF_CANONICAL, &num_key(3), &[0xab; 31]);
+        let state = db.latest_state().unwrap();
+        let err = state.block_hash(3).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { what: "block hash", .. }), "{err}");
     }
 }

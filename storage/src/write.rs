@@ -2,7 +2,7 @@
 //! atomic, optionally fsynced, write batch.
 
 use crate::{
-    db::{ChainDb, HistoryMode},
+    db::ChainDb,
     error::StorageError,
     keys::*,
     state::{encode_word, StoredAccount},
@@ -116,11 +116,8 @@ impl ChainDb {
                 None => batch.delete_cf(self.cf(CF_STORAGE_TRIE), key),
             }
         }
-        if let HistoryMode::Window(keep) = self.opts.history {
-            if n > keep {
-                self.prune_history(&mut batch, n - keep)?;
-            }
-        }
+        let pruned_to = self.prune_step(&mut batch, n)?;
+        batch.put_cf(self.cf(CF_META), META_PRUNED, num_key(pruned_to));
         batch.put_cf(self.cf(CF_META), META_HEAD, num_key(n));
         if n == 0 {
             batch.put_cf(self.cf(CF_META), META_GENESIS, w.block.hash);
@@ -193,28 +190,6 @@ impl ChainDb {
         if n > 0 {
             batch.put_cf(self.cf(CF_CHANGESETS), num_key(n), changeset);
         }
-    }
-
-    /// Drops the history entries block `p` wrote; states before `p` become unreadable.
-    fn prune_history(&self, batch: &mut WriteBatch, p: u64) -> Result<(), StorageError> {
-        let Some(cs) = self.db.get_cf(self.cf(CF_CHANGESETS), num_key(p))? else { return Ok(()) };
-        let bad = || StorageError::corrupt("changeset", format!("block {p}"));
-        let count = u32::from_be_bytes(cs.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
-        let accounts_end = 4 + count * 20;
-        let accounts = cs.get(4..accounts_end).ok_or_else(bad)?;
-        let slots = &cs[accounts_end..];
-        if slots.len() % 52 != 0 {
-            return Err(bad());
-        }
-        for a in accounts.chunks(20) {
-            batch.delete_cf(self.cf(CF_ACCOUNT_HISTORY), account_history_key(&Address::from_slice(a), p));
-        }
-        for s in slots.chunks(52) {
-            let (a, slot) = (Address::from_slice(&s[..20]), B256::from_slice(&s[20..]));
-            batch.delete_cf(self.cf(CF_STORAGE_HISTORY), storage_history_key(&a, &slot, p));
-        }
-        batch.delete_cf(self.cf(CF_CHANGESETS), num_key(p));
-        Ok(())
     }
 }
 
