@@ -77,7 +77,7 @@ mod tests {
 
     fn transfer(signer: &alloy_signer_local::PrivateKeySigner, nonce: u64) -> TxEnvelope {
         use alloy_signer::SignerSync;
-        let mut tx = TxEip1559 {
+        let tx = TxEip1559 {
             chain_id: 9928,
             nonce,
             gas_limit: 21_000,
