@@ -87,9 +87,18 @@ pub struct RunArgs {
     /// Most transactions in the pool.
     #[arg(long = "txpool.max-count", env = "METANODE_TXPOOL_MAX_COUNT")]
     pub txpool_max_count: Option<usize>,
-    /// Most transactions per sender in the pool.
+    /// Most transactions per sender in the pool, pending and queued.
     #[arg(long = "txpool.max-per-sender", env = "METANODE_TXPOOL_MAX_PER_SENDER")]
     pub txpool_max_per_sender: Option<usize>,
+    /// Most queued (future-nonce) transactions in the pool.
+    #[arg(long = "txpool.max-queued", env = "METANODE_TXPOOL_MAX_QUEUED")]
+    pub txpool_max_queued: Option<usize>,
+    /// Most queued transactions per sender.
+    #[arg(long = "txpool.max-queued-per-sender", env = "METANODE_TXPOOL_MAX_QUEUED_PER_SENDER")]
+    pub txpool_max_queued_per_sender: Option<usize>,
+    /// How long a transaction may stay queued, e.g. 3h or 30m.
+    #[arg(long = "txpool.lifetime", env = "METANODE_TXPOOL_LIFETIME")]
+    pub txpool_lifetime: Option<String>,
     /// Log format.
     #[arg(long = "log.format", env = "METANODE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -123,6 +132,9 @@ pub struct RunArgs {
     /// Transaction gossip peers, comma-separated multiaddrs (/ip4/10.0.0.2/tcp/30303).
     #[arg(long = "p2p.peers", env = "METANODE_P2P_PEERS", value_delimiter = ',')]
     pub p2p_peers: Option<Vec<String>>,
+    /// Most inbound transaction gossip connections (and, separately, outbound ones).
+    #[arg(long = "p2p.max-peers", env = "METANODE_P2P_MAX_PEERS")]
+    pub p2p_max_peers: Option<u32>,
     /// Name shown to peers and in logs.
     #[arg(long, env = "METANODE_MONIKER")]
     pub moniker: Option<String>,
@@ -194,6 +206,10 @@ impl RunArgs {
         set!(c.state.history, self.state_history);
         set!(c.txpool.max_count, self.txpool_max_count);
         set!(c.txpool.max_per_sender, self.txpool_max_per_sender);
+        set!(c.txpool.max_queued, self.txpool_max_queued);
+        set!(c.txpool.max_queued_per_sender, self.txpool_max_queued_per_sender);
+        set!(c.txpool.lifetime, self.txpool_lifetime);
+        c.txpool.pool_config()?;
         set!(c.log.format, self.log_format);
         set!(c.log.level, self.log_level);
         if self.consensus_addr.is_some() {
@@ -211,6 +227,10 @@ impl RunArgs {
             c.p2p.port = self.p2p_port;
         }
         set!(c.p2p.peers, self.p2p_peers);
+        set!(c.p2p.max_peers, self.p2p_max_peers);
+        if c.p2p.max_peers == 0 {
+            return Err(ConfigError::Value { key: "p2p.max-peers", message: "must be at least 1".into() });
+        }
         if self.moniker.is_some() {
             c.consensus.moniker = self.moniker.clone();
         }
@@ -246,6 +266,43 @@ mod tests {
         assert_eq!(c.ws.port, 9001, "file wins over default");
         assert_eq!(c.block_time, "2s");
         assert_eq!(c.rpc.max_logs_range, 10_000, "default kept");
+    }
+
+    #[test]
+    fn txpool_and_p2p_limits_flags_over_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[txpool]\nmax_queued = 100\nmax_queued_per_sender = 8\n[p2p]\nmax_peers = 7\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            datadir: Some(dir.path().into()),
+            txpool_max_queued: Some(200),
+            txpool_lifetime: Some("90m".into()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.txpool.max_queued, 200, "flag wins over file");
+        assert_eq!(c.txpool.max_queued_per_sender, 8, "file wins over default");
+        assert_eq!(c.txpool.lifetime, "90m");
+        assert_eq!(c.p2p.max_peers, 7);
+        assert_eq!(RunArgs::default().resolve().unwrap().txpool.max_queued, 1_024, "default");
+        let bad = RunArgs { txpool_lifetime: Some("soon".into()), ..Default::default() };
+        assert!(bad.resolve().unwrap_err().to_string().contains("txpool.lifetime"));
+    }
+
+    #[test]
+    fn limit_flags_read_their_environment_variables() {
+        use clap::Parser;
+        // Only variables no other test sets: tests share the process environment.
+        std::env::set_var("METANODE_TXPOOL_MAX_QUEUED_PER_SENDER", "3");
+        std::env::set_var("METANODE_P2P_MAX_PEERS", "9");
+        let cli = Cli::try_parse_from(["metanode-node", "--p2p.max-peers", "11"]).unwrap();
+        std::env::remove_var("METANODE_TXPOOL_MAX_QUEUED_PER_SENDER");
+        std::env::remove_var("METANODE_P2P_MAX_PEERS");
+        assert_eq!(cli.run.txpool_max_queued_per_sender, Some(3), "env is read");
+        assert_eq!(cli.run.p2p_max_peers, Some(11), "flag wins over env");
     }
 
     #[test]

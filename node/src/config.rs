@@ -137,16 +137,23 @@ impl Default for StateConfig {
     }
 }
 
-/// `[txpool]` in config.toml.
+/// `[txpool]` in config.toml (see `metanode_execution::txpool::PoolConfig`
+/// for what each limit guards against).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TxPoolConfig {
-    /// Most transactions held.
+    /// Most transactions held, pending and queued.
     pub max_count: usize,
     /// Most bytes held.
     pub max_bytes: usize,
-    /// Most transactions per sender.
+    /// Most transactions per sender, pending and queued.
     pub max_per_sender: usize,
+    /// Most queued (future-nonce) transactions in all.
+    pub max_queued: usize,
+    /// Most queued transactions per sender.
+    pub max_queued_per_sender: usize,
+    /// How long a transaction may stay queued, e.g. "3h" or "30m".
+    pub lifetime: String,
     /// Minimum replacement fee bump in percent.
     pub price_bump: u128,
 }
@@ -158,8 +165,34 @@ impl Default for TxPoolConfig {
             max_count: d.max_count,
             max_bytes: d.max_bytes,
             max_per_sender: d.max_per_sender,
+            max_queued: d.max_queued,
+            max_queued_per_sender: d.max_queued_per_sender,
+            lifetime: format!("{}h", d.lifetime.as_secs() / 3600),
             price_bump: d.price_bump_percent,
         }
+    }
+}
+
+impl TxPoolConfig {
+    /// The pool's limits, checked.
+    pub fn pool_config(&self) -> Result<metanode_execution::txpool::PoolConfig, ConfigError> {
+        let at_least_one = |key: &'static str, v: usize| {
+            if v == 0 {
+                Err(ConfigError::Value { key, message: "must be at least 1".into() })
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(metanode_execution::txpool::PoolConfig {
+            max_count: at_least_one("txpool.max-count", self.max_count)?,
+            max_bytes: at_least_one("txpool max_bytes", self.max_bytes)?,
+            max_per_sender: at_least_one("txpool.max-per-sender", self.max_per_sender)?,
+            max_queued: self.max_queued,
+            max_queued_per_sender: self.max_queued_per_sender,
+            lifetime: parse_duration_up_to(&self.lifetime, Duration::from_secs(30 * 24 * 3600))
+                .map_err(|message| ConfigError::Value { key: "txpool.lifetime", message })?,
+            price_bump_percent: self.price_bump,
+        })
     }
 }
 
@@ -245,7 +278,7 @@ impl ConsensusConfig {
 }
 
 /// `[p2p]` in config.toml: MetaNode's own libp2p network (transaction gossip).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct P2pConfig {
     /// Listen address; 0.0.0.0 when unset (127.0.0.1 in dev mode).
@@ -254,6 +287,14 @@ pub struct P2pConfig {
     pub port: Option<u16>,
     /// Peers to dial, as multiaddrs (`/ip4/10.0.0.2/tcp/30303`).
     pub peers: Vec<String>,
+    /// Most inbound connections, and separately most outbound ones.
+    pub max_peers: u32,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self { addr: None, port: None, peers: Vec::new(), max_peers: metanode_p2p::PeerLimits::default().max_peers }
+    }
 }
 
 /// `[metrics]` in config.toml: the Prometheus endpoint.
@@ -399,8 +440,13 @@ impl Config {
     }
 }
 
-/// Parses "250ms", "1s", "1.5s", "2m" or a plain number of seconds.
+/// Parses "250ms", "1s", "1.5s", "2m" or a plain number of seconds, up to an hour.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_up_to(s, Duration::from_secs(3600))
+}
+
+/// Parses a duration in ms, s, m or h (a plain number is seconds), from 1ms to `max`.
+pub fn parse_duration_up_to(s: &str, max: Duration) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => (&s[..i], &s[i..]),
@@ -411,16 +457,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s, m or h)")),
     };
-    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!("'{s}' must be between 1ms and 1h"));
+    let limit = max.as_secs_f64();
+    if !(secs.is_finite() && secs > 0.0 && secs <= limit) {
+        return Err(format!("'{s}' must be between 1ms and {}", human(max)));
     }
     let d = Duration::from_secs_f64(secs);
     if d < Duration::from_millis(1) {
         return Err(format!("'{s}' must be at least 1ms"));
     }
     Ok(d)
+}
+
+/// A whole number of days, hours, minutes or seconds.
+fn human(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 #[cfg(test)]
@@ -434,7 +492,21 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("5h").unwrap_err().contains("between 1ms and 1h"));
+        assert_eq!(parse_duration_up_to("3h", Duration::from_secs(86_400)).unwrap(), Duration::from_secs(3 * 3600));
+    }
+
+    #[test]
+    fn txpool_limits_from_the_file() {
+        let c: Config =
+            toml::from_str("[txpool]\nmax_queued = 10\nmax_queued_per_sender = 2\nlifetime = \"30m\"\n").unwrap();
+        let p = c.txpool.pool_config().unwrap();
+        assert_eq!((p.max_queued, p.max_queued_per_sender, p.lifetime), (10, 2, Duration::from_secs(1800)));
+        assert_eq!(Config::default().txpool.pool_config().unwrap().lifetime, Duration::from_secs(3 * 3600));
+        let bad = TxPoolConfig { lifetime: "forever".into(), ..Default::default() };
+        assert!(bad.pool_config().unwrap_err().to_string().contains("txpool.lifetime"));
+        let zero = TxPoolConfig { max_count: 0, ..Default::default() };
+        assert!(zero.pool_config().unwrap_err().to_string().contains("txpool.max-count"));
     }
 
     #[test]

@@ -36,6 +36,33 @@ impl MetricsSources {
             "# HELP metanode_txpool_transactions Transactions in the pool.\n# TYPE metanode_txpool_transactions gauge\nmetanode_txpool_transactions {}",
             self.chain.pool().len()
         );
+        let status = self.chain.pool().status();
+        let dropped = self.chain.pool().counters();
+        let _ = writeln!(
+            out,
+            "# HELP metanode_txpool_queued Transactions in the pool waiting for a nonce gap to close.\n# TYPE metanode_txpool_queued gauge\nmetanode_txpool_queued {}",
+            status.queued
+        );
+        let _ = writeln!(
+            out,
+            "# HELP metanode_txpool_dropped_total Transactions the pool dropped by its limits: evicted for better-paying ones, or queued past the lifetime.\n# TYPE metanode_txpool_dropped_total counter\nmetanode_txpool_dropped_total{{reason=\"evicted\"}} {}\nmetanode_txpool_dropped_total{{reason=\"expired\"}} {}",
+            dropped.evicted, dropped.expired
+        );
+        let _ = writeln!(
+            out,
+            "# HELP metanode_p2p_banned_peers_total Gossip peers banned for sending invalid transactions.\n# TYPE metanode_p2p_banned_peers_total counter\nmetanode_p2p_banned_peers_total {}",
+            self.gossip.banned_peers()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP metanode_p2p_refused_connections_total Gossip connections refused: banned peers, or over the connection limits.\n# TYPE metanode_p2p_refused_connections_total counter\nmetanode_p2p_refused_connections_total {}",
+            self.gossip.refused_connections()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP metanode_p2p_rate_limited_messages_total Gossip messages ignored unjudged: their peer was over its rate, or too many were being judged.\n# TYPE metanode_p2p_rate_limited_messages_total counter\nmetanode_p2p_rate_limited_messages_total {}",
+            self.gossip.rate_limited_messages()
+        );
         let _ = writeln!(
             out,
             "# HELP metanode_p2p_foreign_peers_total Peers disconnected for being on another chain (genesis, chain id or validator set).\n# TYPE metanode_p2p_foreign_peers_total counter\nmetanode_p2p_foreign_peers_total {}",

@@ -12,12 +12,8 @@ use crate::{
 };
 use anyhow::{bail, Context};
 use metanode_consensus::{core::LinearTimeouts, EngineConfig, Validator, ValidatorKey, ValidatorSet};
-use metanode_execution::{
-    init_genesis,
-    txpool::{PoolConfig, TxPool},
-    Executor,
-};
-use metanode_p2p::{ChainIdentity, GossipConfig};
+use metanode_execution::{init_genesis, txpool::TxPool, Executor};
+use metanode_p2p::{ChainIdentity, GossipConfig, PeerLimits};
 use metanode_primitives::ChainSpec;
 use metanode_rpc::{ApiConfig, EthApi, ServerOptions};
 use metanode_storage::{ChainDb, DbOptions, HistoryMode};
@@ -212,13 +208,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         let executor = Executor::new(db.clone(), spec.clone());
-        let pool_config = PoolConfig {
-            max_count: config.txpool.max_count,
-            max_bytes: config.txpool.max_bytes,
-            max_per_sender: config.txpool.max_per_sender,
-            price_bump_percent: config.txpool.price_bump,
-        };
-        let pool = Arc::new(TxPool::new(pool_config, spec.chain_id, head.header.gas_limit));
+        let pool = Arc::new(TxPool::new(config.txpool.pool_config()?, spec.chain_id, head.header.gas_limit));
         let signers = if is_dev { dev::dev_signers()? } else { Vec::new() };
         let default_addr = if is_dev { IpAddr::from([127, 0, 0, 1]) } else { IpAddr::from([0, 0, 0, 0]) };
         let net_id = network_id(genesis.hash, &spec);
@@ -259,6 +249,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 chain: ChainIdentity { chain_id: spec.chain_id, genesis_hash: genesis.hash },
                 node_key: node_key.signing_key.to_bytes(),
                 max_message_bytes: 1 << 20,
+                limits: PeerLimits { max_peers: config.p2p.max_peers, ..Default::default() },
             },
             pool.clone(),
             db.clone(),

@@ -6,34 +6,51 @@
 //! network id (nodes of different chains never share a topic): whatever is
 //! queued when the swarm gets to send goes out as one message, so a busy node
 //! sends few large messages and an idle one sends each transaction at once.
-//! Message ids are the hash of the content, so a message is forwarded once
-//! however many peers send it; every transaction in it is judged by the
-//! caller (the pool) before it is forwarded, and a peer that keeps sending
-//! invalid transactions is disconnected.
+//! Message ids are the keccak-256 of the content, so a message is forwarded
+//! once however many peers send it; every transaction in it is judged by the
+//! caller (the pool) before it is forwarded. Judging (signature recovery and
+//! the pool's lock) runs on a thread of its own, never on the swarm task,
+//! so the swarm keeps answering peers while a big batch is checked.
+//!
+//! Peers are held to [`PeerLimits`]: libp2p's connection limits, a per-peer
+//! rate of transactions beyond which messages are ignored unjudged, a ban
+//! with an expiry (disconnected, and refused when they dial again) for a peer
+//! that keeps sending invalid transactions, and exponential backoff when a
+//! configured peer cannot be reached or drops us.
 //!
 //! The identify handshake carries the network id (as protocol version) and
 //! the chain id and genesis hash (in the agent string), so a peer started
 //! from another genesis.json is named in an error and disconnected, where
 //! the consensus network only warns of a protocol version mismatch.
 
+mod batch;
+mod peers;
+mod worker;
+
+pub use peers::PeerLimits;
+
 use alloy_primitives::B256;
+use batch::{claimed_len, encode_batch, message_id, MAX_BATCH_TXS};
 use futures::StreamExt;
 use libp2p::{
-    gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode},
+    allow_block_list::{self, BlockedPeers},
+    connection_limits::{self, ConnectionLimits},
+    gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode},
     identify, identity, noise,
-    swarm::{NetworkBehaviour, SwarmEvent},
+    swarm::{dial_opts::DialOpts, DialError, ListenError, NetworkBehaviour, SwarmEvent},
     tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
+use peers::{Bans, RateLimiter, Redial};
 use std::{
-    collections::{HashMap, HashSet},
-    hash::{DefaultHasher, Hash, Hasher},
+    collections::HashSet,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::sync::mpsc;
+use worker::{Judged, Work};
 
 /// Why the swarm did not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +89,8 @@ pub struct GossipConfig {
     pub node_key: [u8; 32],
     /// Largest message accepted or sent.
     pub max_message_bytes: usize,
+    /// Connection limits, rate limits, bans and redial backoff.
+    pub limits: PeerLimits,
 }
 
 /// What a node says about its chain in the identify handshake.
@@ -119,11 +138,21 @@ fn chain_mismatch(ours: &ChainIdentity, theirs: Option<&ChainIdentity>) -> Strin
     }
 }
 
+/// Counts of what the swarm did to peers, for metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    foreign: AtomicU64,
+    banned: AtomicU64,
+    refused: AtomicU64,
+    rate_limited: AtomicU64,
+    published: AtomicU64,
+}
+
 /// A running gossip swarm.
 pub struct TxGossip {
     outbound: mpsc::Sender<Vec<u8>>,
     peers: Arc<AtomicUsize>,
-    foreign_peers: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -131,8 +160,11 @@ impl TxGossip {
     /// Publishes an encoded transaction; drops it (with a log line) when the
     /// swarm is too far behind, because the pool still holds it.
     pub fn publish(&self, tx: Vec<u8>) {
-        if self.outbound.try_send(tx).is_err() {
-            tracing::debug!("transaction gossip queue full; not forwarding a transaction");
+        match self.outbound.try_send(tx) {
+            Ok(()) => {
+                self.counters.published.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => tracing::debug!("transaction gossip queue full; not forwarding a transaction"),
         }
     }
 
@@ -144,7 +176,28 @@ impl TxGossip {
     /// Peers disconnected because they are on another chain (another
     /// genesis, chain id or validator set).
     pub fn foreign_peers(&self) -> u64 {
-        self.foreign_peers.load(Ordering::Relaxed)
+        self.counters.foreign.load(Ordering::Relaxed)
+    }
+
+    /// Peers banned for sending invalid transactions.
+    pub fn banned_peers(&self) -> u64 {
+        self.counters.banned.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused: from banned peers, or over the connection limits.
+    pub fn refused_connections(&self) -> u64 {
+        self.counters.refused.load(Ordering::Relaxed)
+    }
+
+    /// Messages ignored unjudged because their peer exceeded its rate, or
+    /// too many were being judged already.
+    pub fn rate_limited_messages(&self) -> u64 {
+        self.counters.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Transactions handed to [`Self::publish`] and queued for the swarm.
+    pub fn published(&self) -> u64 {
+        self.counters.published.load(Ordering::Relaxed)
     }
 
     /// Stops the swarm.
@@ -155,6 +208,8 @@ impl TxGossip {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
+    blocked: allow_block_list::Behaviour<BlockedPeers>,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
 }
@@ -176,11 +231,7 @@ pub fn start(
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
         .heartbeat_interval(Duration::from_millis(500))
-        .message_id_fn(|m: &gossipsub::Message| {
-            let mut h = DefaultHasher::new();
-            m.data.hash(&mut h);
-            gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
-        })
+        .message_id_fn(|m: &gossipsub::Message| MessageId::from(message_id(&m.data)))
         .build()
         .map_err(|e| P2pError::Setup(e.to_string()))?;
     let mut swarm: Swarm<Behaviour> = SwarmBuilder::with_existing_identity(keypair)
@@ -195,7 +246,16 @@ pub fn start(
                 identify::Config::new(protocol_version(&config.network_id), key.public())
                     .with_agent_version(config.chain.agent()),
             );
-            Ok(Behaviour { gossipsub, identify })
+            let max = Some(config.limits.max_peers);
+            let limits = connection_limits::Behaviour::new(
+                ConnectionLimits::default()
+                    .with_max_established_incoming(max)
+                    .with_max_established_outgoing(max)
+                    .with_max_pending_incoming(max)
+                    .with_max_pending_outgoing(max)
+                    .with_max_established_per_peer(Some(2)),
+            );
+            Ok(Behaviour { limits, blocked: Default::default(), gossipsub, identify })
         })
         .map_err(|e| P2pError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -203,27 +263,28 @@ pub fn start(
     let topic = IdentTopic::new(format!("/metanode/{}/txs/1", config.network_id));
     swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| P2pError::Setup(e.to_string()))?;
     swarm.listen_on(listen).map_err(|e| P2pError::Setup(e.to_string()))?;
-    for peer in &peers {
-        if let Err(e) = swarm.dial(peer.clone()) {
-            tracing::debug!(%peer, error = %e, "cannot dial gossip peer yet");
-        }
-    }
     let (outbound, rx) = mpsc::channel(16_384);
     let count = Arc::new(AtomicUsize::new(0));
-    let foreign_peers = Arc::new(AtomicU64::new(0));
+    let counters = Arc::new(Counters::default());
     let batch_bytes = config.max_message_bytes.saturating_sub(64 * 1024).max(config.max_message_bytes / 2);
+    let limits = config.limits;
+    let (judging, judged) =
+        worker::spawn(Arc::new(on_tx), MAX_BACKLOG).map_err(|e| P2pError::Setup(format!("judging thread: {e}")))?;
     let state = SwarmState {
         topic,
-        peers,
+        redial: Redial::new(peers, limits.redial_min, limits.redial_max, Instant::now()),
+        rates: RateLimiter::new(limits.txs_per_second),
+        bans: Bans::new(limits.max_rejects, limits.ban_duration),
         count: count.clone(),
-        foreign_peers: foreign_peers.clone(),
-        judge: Box::new(on_tx),
+        counters: counters.clone(),
+        judging,
+        judged,
         batch_bytes,
         chain: config.chain,
         protocol_version: protocol_version(&config.network_id),
     };
     let task = tokio::spawn(run(swarm, rx, state));
-    Ok(TxGossip { outbound, peers: count, foreign_peers, task })
+    Ok(TxGossip { outbound, peers: count, counters, task })
 }
 
 /// The identify protocol version: peers with another network id are on another chain.
@@ -234,10 +295,15 @@ fn protocol_version(network_id: &str) -> String {
 /// What the swarm task holds besides the swarm.
 struct SwarmState {
     topic: IdentTopic,
-    peers: Vec<Multiaddr>,
+    redial: Redial,
+    rates: RateLimiter,
+    bans: Bans,
     count: Arc<AtomicUsize>,
-    foreign_peers: Arc<AtomicU64>,
-    judge: Judge,
+    counters: Arc<Counters>,
+    /// Messages to the judging thread.
+    judging: std::sync::mpsc::SyncSender<Work>,
+    /// Its verdicts.
+    judged: mpsc::UnboundedReceiver<Judged>,
     batch_bytes: usize,
     chain: ChainIdentity,
     protocol_version: String,
@@ -246,69 +312,35 @@ struct SwarmState {
 /// How long a peer of another chain stays connected after its identify
 /// arrives: long enough for ours to reach it.
 const FOREIGN_GRACE: Duration = Duration::from_secs(1);
-/// Invalid messages a peer may send before it is disconnected.
-const MAX_REJECTS: u32 = 16;
-/// Most transactions in one gossip message.
-const MAX_BATCH_TXS: usize = 2_048;
+/// Messages waiting to be judged; more are ignored until the judge catches
+/// up, so a flood cannot queue unbounded work.
+const MAX_BACKLOG: usize = 256;
 
-/// A batch: a u32 count, then each transaction as a u32 length and its bytes.
-fn encode_batch(txs: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + txs.iter().map(|t| t.len() + 4).sum::<usize>());
-    out.extend_from_slice(&(txs.len() as u32).to_be_bytes());
-    for tx in txs {
-        out.extend_from_slice(&(tx.len() as u32).to_be_bytes());
-        out.extend_from_slice(tx);
-    }
-    out
+/// Whether a refused connection was refused by our bans or limits.
+fn denied_by_us(cause: &libp2p::swarm::ConnectionDenied) -> bool {
+    cause.downcast_ref::<allow_block_list::Blocked>().is_some()
+        || cause.downcast_ref::<connection_limits::Exceeded>().is_some()
 }
-
-/// The transactions of a batch, or `None` if the bytes are not exactly one.
-fn decode_batch(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let (head, tail) = (bytes.get(..n)?, bytes.get(n..)?);
-        bytes = tail;
-        Some(head)
-    };
-    let count = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
-    if count == 0 || count > MAX_BATCH_TXS {
-        return None;
-    }
-    let mut txs = Vec::with_capacity(count);
-    for _ in 0..count {
-        let len = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
-        txs.push(take(len)?);
-    }
-    if !bytes.is_empty() {
-        return None;
-    }
-    Some(txs)
-}
-
-/// One verdict for a message from the verdicts on its transactions.
-fn judge_batch(data: &[u8], judge: &Judge) -> Verdict {
-    let Some(txs) = decode_batch(data) else { return Verdict::Reject };
-    let mut verdict = Verdict::Ignore;
-    for tx in txs {
-        match judge(tx) {
-            Verdict::Reject => return Verdict::Reject,
-            Verdict::Accept => verdict = Verdict::Accept,
-            Verdict::Ignore => {}
-        }
-    }
-    verdict
-}
-
-type Judge = Box<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
 
 async fn run(mut swarm: Swarm<Behaviour>, mut outbound: mpsc::Receiver<Vec<u8>>, state: SwarmState) {
-    let SwarmState { topic, peers, count, foreign_peers, judge, batch_bytes, chain, protocol_version } = state;
-    let mut redial = tokio::time::interval(Duration::from_secs(5));
+    let SwarmState {
+        topic,
+        mut redial,
+        mut rates,
+        mut bans,
+        count,
+        counters,
+        judging,
+        mut judged,
+        batch_bytes,
+        chain,
+        protocol_version,
+    } = state;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut connected: HashSet<PeerId> = HashSet::new();
-    let mut rejects: HashMap<PeerId, u32> = HashMap::new();
     // Peers of another chain, disconnected a moment after we learn it, so
     // that our own identify answer reaches them and they log why too.
-    let mut foreign: Vec<(tokio::time::Instant, PeerId)> = Vec::new();
-    let mut sweep = tokio::time::interval(Duration::from_millis(250));
+    let mut foreign: Vec<(Instant, PeerId)> = Vec::new();
     loop {
         tokio::select! {
             Some(tx) = outbound.recv() => {
@@ -328,8 +360,23 @@ async fn run(mut swarm: Swarm<Behaviour>, mut outbound: mpsc::Receiver<Vec<u8>>,
                     Err(e) => tracing::debug!(error = %e, "cannot gossip a transaction"),
                 }
             }
-            _ = sweep.tick(), if !foreign.is_empty() => {
-                let now = tokio::time::Instant::now();
+            Some(Judged { id, source, verdict }) = judged.recv() => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => {
+                        if bans.reject(source, Instant::now()) {
+                            counters.banned.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(peer = %source, "banning a peer that keeps gossiping invalid transactions");
+                            swarm.behaviour_mut().blocked.block_peer(source);
+                        }
+                        MessageAcceptance::Reject
+                    }
+                };
+                swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &source, acceptance);
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
                 foreign.retain(|(due, peer)| {
                     if *due > now {
                         return true;
@@ -337,56 +384,79 @@ async fn run(mut swarm: Swarm<Behaviour>, mut outbound: mpsc::Receiver<Vec<u8>>,
                     let _ = swarm.disconnect_peer_id(*peer);
                     false
                 });
-            }
-            _ = redial.tick() => {
-                if connected.len() < peers.len() {
-                    for peer in &peers {
-                        let _ = swarm.dial(peer.clone());
+                if bans.any() {
+                    for peer in bans.expire(now) {
+                        tracing::info!(%peer, "ban over");
+                        swarm.behaviour_mut().blocked.unblock_peer(peer);
+                    }
+                }
+                for (index, addr) in redial.due(now, |p| connected.contains(p)) {
+                    let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                    let id = opts.connection_id();
+                    match swarm.dial(opts) {
+                        Ok(()) => redial.dialing(index, id),
+                        Err(e) => {
+                            tracing::debug!(peer = %addr, error = %e, "cannot dial gossip peer");
+                            redial.not_started(index, now);
+                        }
                     }
                 }
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "transaction gossip listening"),
-                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, .. } => {
+                    redial.established(connection_id, peer_id, Instant::now());
                     connected.insert(peer_id);
                     count.store(connected.len(), Ordering::Relaxed);
                 }
-                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                    connected.remove(&peer_id);
-                    count.store(connected.len(), Ordering::Relaxed);
+                SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                    redial.ended(connection_id, Instant::now());
+                    if num_established == 0 {
+                        connected.remove(&peer_id);
+                        rates.forget(&peer_id);
+                        count.store(connected.len(), Ordering::Relaxed);
+                    }
+                }
+                SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                    redial.ended(connection_id, Instant::now());
+                    if let DialError::Denied { cause } = &error {
+                        if denied_by_us(cause) {
+                            counters.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tracing::debug!(%error, "gossip dial failed");
+                }
+                SwarmEvent::IncomingConnectionError { error: ListenError::Denied { cause }, peer_id, .. } => {
+                    if denied_by_us(&cause) {
+                        counters.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(peer = ?peer_id, %cause, "gossip connection refused");
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
                     if info.protocol_version != protocol_version =>
                 {
                     let why = chain_mismatch(&chain, ChainIdentity::from_agent(&info.agent_version).as_ref());
                     tracing::error!(peer = %peer_id, listen = ?info.listen_addrs, "peer is on another chain, disconnecting: {why}");
-                    foreign_peers.fetch_add(1, Ordering::Relaxed);
-                    foreign.push((tokio::time::Instant::now() + FOREIGN_GRACE, peer_id));
+                    counters.foreign.fetch_add(1, Ordering::Relaxed);
+                    foreign.push((Instant::now() + FOREIGN_GRACE, peer_id));
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                     propagation_source,
                     message_id,
                     message,
                 })) => {
-                    let acceptance = match judge_batch(&message.data, &judge) {
-                        Verdict::Accept => MessageAcceptance::Accept,
-                        Verdict::Ignore => MessageAcceptance::Ignore,
-                        Verdict::Reject => {
-                            let n = rejects.entry(propagation_source).or_default();
-                            *n += 1;
-                            if *n >= MAX_REJECTS {
-                                tracing::warn!(peer = %propagation_source, "disconnecting a peer that keeps gossiping invalid transactions");
-                                let _ = swarm.disconnect_peer_id(propagation_source);
-                                rejects.remove(&propagation_source);
-                            }
-                            MessageAcceptance::Reject
-                        }
-                    };
-                    swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        acceptance,
-                    );
+                    // Over its rate, or with the judge too far behind:
+                    // ignored unjudged (not held against the peer).
+                    let allowed = rates.allow(propagation_source, claimed_len(&message.data), Instant::now());
+                    let work = Work { id: message_id.clone(), source: propagation_source, data: message.data };
+                    if !allowed || judging.try_send(work).is_err() {
+                        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                    }
                 }
                 _ => {}
             }
@@ -397,20 +467,7 @@ async fn run(mut swarm: Swarm<Behaviour>, mut outbound: mpsc::Receiver<Vec<u8>>,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_round_trip_and_malformed_ones_are_refused() {
-        let txs = vec![vec![1u8, 2, 3], vec![], vec![9u8; 300]];
-        let bytes = encode_batch(&txs);
-        let back: Vec<Vec<u8>> = decode_batch(&bytes).unwrap().into_iter().map(<[u8]>::to_vec).collect();
-        assert_eq!(back, txs);
-        assert!(decode_batch(&bytes[..bytes.len() - 1]).is_none());
-        let mut long = bytes.clone();
-        long.push(0);
-        assert!(decode_batch(&long).is_none());
-        assert!(decode_batch(&[0, 0, 0, 0]).is_none());
-        assert!(decode_batch(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]).is_none());
-    }
+    use std::sync::Mutex;
 
     fn identity(genesis: u8) -> ChainIdentity {
         ChainIdentity { chain_id: 9928, genesis_hash: B256::repeat_byte(genesis) }
@@ -441,6 +498,7 @@ mod tests {
             chain: identity(genesis),
             node_key: [key; 32],
             max_message_bytes: 1 << 20,
+            limits: PeerLimits::default(),
         };
         start(config, |_| Verdict::Accept).unwrap()
     }
@@ -470,16 +528,140 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_bad_transaction_rejects_the_message() {
-        let judge: Judge = Box::new(|tx: &[u8]| match tx.first() {
-            Some(1) => Verdict::Accept,
-            Some(2) => Verdict::Ignore,
-            _ => Verdict::Reject,
-        });
-        assert_eq!(judge_batch(&encode_batch(&[vec![1], vec![2]]), &judge), Verdict::Accept);
-        assert_eq!(judge_batch(&encode_batch(&[vec![2], vec![2]]), &judge), Verdict::Ignore);
-        assert_eq!(judge_batch(&encode_batch(&[vec![1], vec![3]]), &judge), Verdict::Reject);
-        assert_eq!(judge_batch(b"junk", &judge), Verdict::Reject);
+    /// What a test node's judge saw.
+    #[derive(Default)]
+    struct Seen {
+        accepted: Mutex<Vec<Vec<u8>>>,
+        slow_started: std::sync::atomic::AtomicBool,
+    }
+
+    /// A node that accepts transactions starting with 1 (recording them),
+    /// rejects those starting with 0xff, takes three seconds over those
+    /// starting with 2, and ignores the rest.
+    fn judging_node(key: u8, port: u16, peers: Vec<String>, limits: PeerLimits) -> (TxGossip, Arc<Seen>) {
+        let seen = Arc::new(Seen::default());
+        let record = seen.clone();
+        let config = GossipConfig {
+            listen: format!("/ip4/127.0.0.1/tcp/{port}"),
+            peers,
+            network_id: "aaaa".into(),
+            chain: identity(1),
+            node_key: [key; 32],
+            max_message_bytes: 1 << 20,
+            limits,
+        };
+        let gossip = start(config, move |tx: &[u8]| match tx.first() {
+            Some(1) => {
+                record.accepted.lock().unwrap().push(tx.to_vec());
+                Verdict::Accept
+            }
+            Some(2) => {
+                record.slow_started.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(3));
+                Verdict::Ignore
+            }
+            Some(0xff) => Verdict::Reject,
+            _ => Verdict::Ignore,
+        })
+        .unwrap();
+        (gossip, seen)
+    }
+
+    async fn wait(what: &str, secs: u64, ok: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !ok() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn fast_redial() -> PeerLimits {
+        PeerLimits {
+            redial_min: Duration::from_millis(200),
+            redial_max: Duration::from_millis(800),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_sending_invalid_transactions_is_banned_until_expiry_and_valid_gossip_flows() {
+        let (port_a, port_b, port_c) = (free_port(), free_port(), free_port());
+        let ban = Duration::from_secs(5);
+        let limits = PeerLimits { max_rejects: 2, ban_duration: ban, ..fast_redial() };
+        let (a, seen) = judging_node(1, port_a, vec![], limits);
+        let to_a = vec![format!("/ip4/127.0.0.1/tcp/{port_a}")];
+        let (bad, _) = judging_node(2, port_b, to_a.clone(), fast_redial());
+        let (good, _) = judging_node(3, port_c, to_a, fast_redial());
+        wait("both peers connect", 20, || a.peer_count() == 2).await;
+
+        // The bad peer gossips invalid transactions until it is banned.
+        let mut i = 0u32;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while a.banned_peers() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the peer sending invalid transactions was not banned");
+            i += 1;
+            bad.publish([&[0xff][..], &i.to_be_bytes()].concat());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let banned_at = tokio::time::Instant::now();
+        wait("the banned peer is disconnected", 5, || a.peer_count() == 1).await;
+
+        // While banned it keeps redialing and is refused; the honest peer's gossip still arrives.
+        good.publish(vec![1, 7]);
+        wait("valid gossip arrives", 10, || seen.accepted.lock().unwrap().contains(&vec![1, 7])).await;
+        wait("the banned peer's redial is refused", 10, || a.refused_connections() > 0).await;
+        while banned_at.elapsed() < ban - Duration::from_millis(1_500) {
+            assert_eq!(a.peer_count(), 1, "a banned peer got back in before its ban expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(a.banned_peers(), 1);
+
+        // After the ban it is let in again.
+        wait("the peer reconnects after its ban", 20, || a.peer_count() == 2).await;
+        assert!(banned_at.elapsed() >= ban - Duration::from_millis(300), "reconnected after {:?}", banned_at.elapsed());
+        for n in [a, bad, good] {
+            n.stop();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_beyond_the_limit_are_refused() {
+        let (port_a, port_b, port_c) = (free_port(), free_port(), free_port());
+        let (a, _) = judging_node(1, port_a, vec![], PeerLimits { max_peers: 1, ..fast_redial() });
+        let to_a = vec![format!("/ip4/127.0.0.1/tcp/{port_a}")];
+        let (b, _) = judging_node(2, port_b, to_a.clone(), fast_redial());
+        wait("the first peer connects", 20, || a.peer_count() == 1).await;
+        let (c, _) = judging_node(3, port_c, to_a, fast_redial());
+        wait("the second peer is refused", 20, || a.refused_connections() > 0).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(a.peer_count(), 1, "a second peer got in over the limit");
+        for n in [a, b, c] {
+            n.stop();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_swarm_keeps_serving_peers_while_a_message_is_judged() {
+        let (port_a, port_b, port_c) = (free_port(), free_port(), free_port());
+        let (a, seen) = judging_node(1, port_a, vec![], fast_redial());
+        let to_a = vec![format!("/ip4/127.0.0.1/tcp/{port_a}")];
+        let (b, _) = judging_node(2, port_b, to_a.clone(), fast_redial());
+        wait("the first peer connects", 20, || a.peer_count() == 1).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut i = 0u8;
+        while !seen.slow_started.load(Ordering::SeqCst) {
+            assert!(tokio::time::Instant::now() < deadline, "the slow message never reached the judge");
+            i = i.wrapping_add(1);
+            b.publish(vec![2, i]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The judge is busy for three seconds; the swarm still takes a new peer.
+        let busy_since = tokio::time::Instant::now();
+        let (c, _) = judging_node(3, port_c, to_a, fast_redial());
+        wait("a new peer connects while the judge is busy", 10, || a.peer_count() == 2).await;
+        assert!(busy_since.elapsed() < Duration::from_secs(3), "connected only after {:?}", busy_since.elapsed());
+        for n in [a, b, c] {
+            n.stop();
+        }
     }
 }

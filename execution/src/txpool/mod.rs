@@ -1,18 +1,26 @@
-//! The transaction pool: per-sender nonce queues, fee-bump replacement, caps
-//! on count, bytes and per-sender slots with eviction of the cheapest, and
-//! re-validation against the state after every block.
+//! The transaction pool: per-sender nonce queues, fee-bump replacement,
+//! geth's admission rules (cumulative cost, pending and queued caps,
+//! eviction of the lowest-priced, expiry of queued transactions; see
+//! `rules`), and re-validation against the state after every block.
 //!
 //! A sender's transactions form a *pending* run while their nonces are
 //! contiguous from the sender's state nonce; the rest are *queued* until the
 //! gap closes.
+//!
+//! State (RocksDB) is read before the pool's lock is taken, never under it,
+//! so a slow read does not stall block building or other senders.
 
 mod best;
+mod config;
 mod error;
+mod rules;
+mod sender;
 mod validate;
 
 pub use validate::intrinsic_gas as validate_intrinsic_gas;
 
 pub use best::BestTransactions;
+pub use config::PoolConfig;
 pub use error::PoolError;
 
 use alloy_consensus::{Transaction, TxEnvelope};
@@ -20,26 +28,15 @@ use alloy_eips::Encodable2718;
 use alloy_primitives::{map::HashMap, Address, B256, U256};
 use metanode_storage::{StateReader, StorageError};
 use parking_lot::{Mutex, RwLock};
-use std::{collections::BTreeMap, sync::Arc};
-
-/// Pool limits.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// Most transactions held.
-    pub max_count: usize,
-    /// Most encoded bytes held.
-    pub max_bytes: usize,
-    /// Most transactions held per sender.
-    pub max_per_sender: usize,
-    /// Minimum fee increase, in percent, to replace a transaction.
-    pub price_bump_percent: u128,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        Self { max_count: 50_000, max_bytes: 128 << 20, max_per_sender: 512, price_bump_percent: 10 }
-    }
-}
+use sender::SenderTxs;
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
 
 /// Where the pool reads senders' nonces and balances.
 pub trait AccountSource {
@@ -51,6 +48,16 @@ impl AccountSource for StateReader<'_> {
     fn nonce_balance(&self, addr: &Address) -> Result<(u64, U256), StorageError> {
         Ok(self.account(addr)?.map(|a| (a.nonce, a.balance)).unwrap_or_default())
     }
+}
+
+/// Where a transaction came from: gossip forwards what peers sent by
+/// itself, so only local ones need publishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxOrigin {
+    /// Sent to this node (JSON-RPC).
+    Local,
+    /// Received from a gossip peer.
+    Peer,
 }
 
 /// A validated transaction in the pool.
@@ -72,6 +79,10 @@ pub struct PoolTx {
     pub max_tip: u128,
     /// gas * fee cap + value.
     pub cost: U256,
+    /// Where it came from.
+    pub origin: TxOrigin,
+    /// When it entered the pool (queued transactions expire after the lifetime).
+    pub arrived: Instant,
     seq: u64,
 }
 
@@ -83,34 +94,60 @@ impl PoolTx {
 }
 
 #[derive(Debug, Default)]
-struct SenderTxs {
-    state_nonce: u64,
-    balance: U256,
-    txs: BTreeMap<u64, Arc<PoolTx>>,
-}
-
-impl SenderTxs {
-    /// Transactions whose nonces run contiguously from the state nonce.
-    fn pending(&self) -> impl Iterator<Item = &Arc<PoolTx>> {
-        let mut next = self.state_nonce;
-        self.txs.range(self.state_nonce..).map_while(move |(n, tx)| {
-            (*n == next).then(|| {
-                next += 1;
-                tx
-            })
-        })
-    }
-}
-
-#[derive(Debug, Default)]
 struct Inner {
     by_hash: HashMap<B256, Arc<PoolTx>>,
     senders: HashMap<Address, SenderTxs>,
     bytes: usize,
+    /// Queued transactions in all senders.
+    queued: usize,
     seq: u64,
 }
 
+impl Inner {
+    /// Runs `f` on `addr`'s transactions and keeps the pool's counts (and
+    /// the sender's entry, dropped when empty) right.
+    fn with_sender<R>(&mut self, addr: &Address, f: impl FnOnce(&mut SenderTxs) -> R) -> Option<R> {
+        let s = self.senders.get_mut(addr)?;
+        let before = s.queued_len();
+        let r = f(s);
+        s.refresh();
+        self.queued = self.queued + s.queued_len() - before;
+        if s.txs.is_empty() {
+            self.senders.remove(addr);
+        }
+        Some(r)
+    }
+
+    /// Inserts `tx`, returning the transaction it replaced.
+    fn insert(&mut self, tx: Arc<PoolTx>) -> Option<Arc<PoolTx>> {
+        let replaced = self.with_sender(&tx.sender, |s| s.txs.insert(tx.nonce, tx.clone())).flatten();
+        if let Some(old) = &replaced {
+            self.by_hash.remove(&old.hash);
+            self.bytes -= old.size;
+        }
+        self.bytes += tx.size;
+        self.by_hash.insert(tx.hash, tx);
+        replaced
+    }
+
+    fn remove(&mut self, tx: &PoolTx) {
+        if self.by_hash.remove(&tx.hash).is_some() {
+            self.bytes -= tx.size;
+        }
+        self.with_sender(&tx.sender, |s| s.txs.remove(&tx.nonce));
+    }
+}
+
 type Listener = Box<dyn Fn(B256) + Send + Sync>;
+
+/// Transactions the pool dropped by its rules rather than by inclusion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounters {
+    /// Evicted to make room for better-paying ones.
+    pub evicted: u64,
+    /// Queued for longer than the lifetime.
+    pub expired: u64,
+}
 
 /// The transaction pool.
 pub struct TxPool {
@@ -119,6 +156,8 @@ pub struct TxPool {
     block_gas_limit: RwLock<u64>,
     inner: RwLock<Inner>,
     listeners: Mutex<Vec<Listener>>,
+    evicted: AtomicU64,
+    expired: AtomicU64,
 }
 
 impl std::fmt::Debug for TxPool {
@@ -148,6 +187,8 @@ impl TxPool {
             block_gas_limit: RwLock::new(block_gas_limit),
             inner: RwLock::new(Inner::default()),
             listeners: Mutex::new(Vec::new()),
+            evicted: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
         }
     }
 
@@ -156,50 +197,50 @@ impl TxPool {
         self.listeners.lock().push(Box::new(f));
     }
 
-    /// Validates and adds a transaction; returns its hash.
+    /// Validates and adds a transaction sent to this node; returns its hash.
     pub fn add(&self, tx: TxEnvelope, state: &dyn AccountSource) -> Result<B256, PoolError> {
+        self.add_from(tx, state, TxOrigin::Local)
+    }
+
+    /// Validates and adds a transaction a gossip peer sent; returns its hash.
+    pub fn add_from_peer(&self, tx: TxEnvelope, state: &dyn AccountSource) -> Result<B256, PoolError> {
+        self.add_from(tx, state, TxOrigin::Peer)
+    }
+
+    fn add_from(&self, tx: TxEnvelope, state: &dyn AccountSource, origin: TxOrigin) -> Result<B256, PoolError> {
         let size = tx.encode_2718_len();
         let block_gas_limit = *self.block_gas_limit.read();
         let sender = validate::stateless(&tx, size, self.chain_id, block_gas_limit)?;
         let hash = *tx.tx_hash();
-        let nonce = tx.nonce();
         let max_fee = tx.max_fee_per_gas();
-        let max_tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
-        let cost = U256::from(tx.gas_limit()) * U256::from(max_fee) + tx.value();
-        let mut inner = self.inner.write();
+        let candidate = rules::Candidate {
+            nonce: tx.nonce(),
+            cost: U256::from(tx.gas_limit()) * U256::from(max_fee) + tx.value(),
+            max_fee,
+            max_tip: tx.max_priority_fee_per_gas().unwrap_or(max_fee),
+        };
+        // A sender new to the pool is read from the state before the write
+        // lock is taken; if it vanished meanwhile (its last transaction was
+        // included) it is read again.
+        let mut fresh = None;
+        let mut inner = loop {
+            if fresh.is_none() && !self.inner.read().senders.contains_key(&sender) {
+                fresh = Some(state.nonce_balance(&sender)?);
+            }
+            let inner = self.inner.write();
+            if fresh.is_some() || inner.senders.contains_key(&sender) {
+                break inner;
+            }
+        };
         if inner.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
         }
-        if let std::collections::hash_map::Entry::Vacant(slot) = inner.senders.entry(sender) {
-            let (state_nonce, balance) = state.nonce_balance(&sender)?;
-            slot.insert(SenderTxs { state_nonce, balance, txs: BTreeMap::new() });
+        if !inner.senders.contains_key(&sender) {
+            let (state_nonce, balance) = fresh.unwrap_or_default();
+            inner.senders.insert(sender, SenderTxs::new(state_nonce, balance));
         }
-        inner.seq += 1;
-        let seq = inner.seq;
-        let bump = self.config.price_bump_percent;
-        let max_per_sender = self.config.max_per_sender;
-        let entry = inner.senders.get_mut(&sender).expect("inserted above");
-        let check = (|| {
-            if nonce < entry.state_nonce {
-                return Err(PoolError::NonceTooLow);
-            }
-            if cost > entry.balance {
-                return Err(PoolError::InsufficientFunds);
-            }
-            match entry.txs.get(&nonce) {
-                Some(old) => {
-                    let min_fee = old.max_fee * (100 + bump) / 100;
-                    let min_tip = old.max_tip * (100 + bump) / 100;
-                    if max_fee < min_fee || max_tip < min_tip {
-                        return Err(PoolError::ReplacementUnderpriced);
-                    }
-                    Ok(Some(old.clone()))
-                }
-                None if entry.txs.len() >= max_per_sender => Err(PoolError::AccountLimit),
-                None => Ok(None),
-            }
-        })();
-        let replaced = match check {
+        let entry = &inner.senders[&sender];
+        let replaced = match rules::admit(entry, &candidate, &self.config) {
             Ok(r) => r,
             Err(e) => {
                 if entry.txs.is_empty() {
@@ -208,49 +249,49 @@ impl TxPool {
                 return Err(e);
             }
         };
-        let pooled = Arc::new(PoolTx { tx, sender, hash, nonce, size, max_fee, max_tip, cost, seq });
-        entry.txs.insert(nonce, pooled.clone());
-        if let Some(old) = replaced {
-            inner.by_hash.remove(&old.hash);
-            inner.bytes -= old.size;
-        }
-        inner.by_hash.insert(hash, pooled);
-        inner.bytes += size;
-        while inner.by_hash.len() > self.config.max_count || inner.bytes > self.config.max_bytes {
-            let victim = Self::cheapest_tail(&inner).ok_or(PoolError::PoolFull)?;
-            Self::remove_tx(&mut inner, &victim);
+        inner.seq += 1;
+        let pooled = Arc::new(PoolTx {
+            tx,
+            sender,
+            hash,
+            nonce: candidate.nonce,
+            size,
+            max_fee: candidate.max_fee,
+            max_tip: candidate.max_tip,
+            cost: candidate.cost,
+            origin,
+            arrived: Instant::now(),
+            seq: inner.seq,
+        });
+        inner.insert(pooled);
+        let mut evicted = 0;
+        while let Some(victim) = rules::victim(&inner, &self.config)? {
             if victim.hash == hash {
+                // The newcomer pays least: the pool is as it was, but for
+                // the cheaper ones already evicted to make room.
+                match replaced {
+                    // Swapped back in one step, so the sender never empties.
+                    Some(old) => drop(inner.insert(old)),
+                    None => inner.remove(&victim),
+                }
+                self.evicted.fetch_add(evicted, Ordering::Relaxed);
                 return Err(PoolError::PoolFull);
             }
+            inner.remove(&victim);
+            tracing::trace!(hash = %victim.hash, sender = %victim.sender, "evicted from the pool");
+            evicted += 1;
         }
         drop(inner);
+        self.evicted.fetch_add(evicted, Ordering::Relaxed);
         for listener in self.listeners.lock().iter() {
             listener(hash);
         }
         Ok(hash)
     }
 
-    /// The lowest-paying transaction among senders' last ones (evicting the
-    /// last keeps the remaining nonces contiguous).
-    fn cheapest_tail(inner: &Inner) -> Option<Arc<PoolTx>> {
-        inner
-            .senders
-            .values()
-            .filter_map(|s| s.txs.values().next_back())
-            .min_by_key(|tx| (tx.max_tip, tx.max_fee, std::cmp::Reverse(tx.seq)))
-            .cloned()
-    }
-
-    fn remove_tx(inner: &mut Inner, tx: &PoolTx) {
-        if inner.by_hash.remove(&tx.hash).is_some() {
-            inner.bytes -= tx.size;
-        }
-        if let Some(s) = inner.senders.get_mut(&tx.sender) {
-            s.txs.remove(&tx.nonce);
-            if s.txs.is_empty() {
-                inner.senders.remove(&tx.sender);
-            }
-        }
+    /// Evictions and expiries so far.
+    pub fn counters(&self) -> PoolCounters {
+        PoolCounters { evicted: self.evicted.load(Ordering::Relaxed), expired: self.expired.load(Ordering::Relaxed) }
     }
 
     /// A pooled transaction by hash.
@@ -273,8 +314,7 @@ impl TxPool {
     /// Pending and queued counts.
     pub fn status(&self) -> PoolStatus {
         let inner = self.inner.read();
-        let pending: usize = inner.senders.values().map(|s| s.pending().count()).sum();
-        PoolStatus { pending, queued: inner.by_hash.len() - pending }
+        PoolStatus { pending: inner.by_hash.len() - inner.queued, queued: inner.queued }
     }
 
     /// Pending and queued transactions by sender and nonce.
@@ -299,29 +339,59 @@ impl TxPool {
     }
 
     /// Re-validates every sender against the state after a block: drops
-    /// transactions whose nonce was used and those the sender can no longer pay for.
+    /// transactions whose nonce was used, those the sender can no longer pay
+    /// for (cumulatively, in nonce order), those above the block gas limit,
+    /// and queued ones older than the lifetime. The state is read before the
+    /// pool is locked.
     pub fn on_block(&self, state: &dyn AccountSource, block_gas_limit: u64) -> Result<(), StorageError> {
         *self.block_gas_limit.write() = block_gas_limit;
+        let senders: Vec<Address> = self.inner.read().senders.keys().copied().collect();
+        let accounts = senders
+            .into_iter()
+            .map(|addr| Ok((addr, state.nonce_balance(&addr)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
         let mut inner = self.inner.write();
-        let senders: Vec<Address> = inner.senders.keys().copied().collect();
         let mut dropped = Vec::new();
-        for addr in senders {
-            let (nonce, balance) = state.nonce_balance(&addr)?;
-            let s = inner.senders.get_mut(&addr).expect("listed above");
-            s.state_nonce = nonce;
-            s.balance = balance;
-            dropped.extend(s.txs.range(..nonce).map(|(_, t)| t.clone()));
+        for (addr, (nonce, balance)) in accounts {
             dropped.extend(
-                s.txs
-                    .range(nonce..)
-                    .filter(|(_, t)| t.cost > balance || t.tx.gas_limit() > block_gas_limit)
-                    .map(|(_, t)| t.clone()),
+                inner.with_sender(&addr, |s| s.revalidate(nonce, balance, block_gas_limit)).unwrap_or_default(),
             );
         }
         for tx in dropped {
-            Self::remove_tx(&mut inner, &tx);
+            if inner.by_hash.remove(&tx.hash).is_some() {
+                inner.bytes -= tx.size;
+            }
         }
+        drop(inner);
+        self.expire_queued(Instant::now());
         Ok(())
+    }
+
+    /// Drops queued transactions that arrived more than the lifetime before
+    /// `now`, so that future-nonce spam cannot sit in the queue for ever.
+    /// Returns how many went.
+    pub fn expire_queued(&self, now: Instant) -> usize {
+        let lifetime = self.config.lifetime;
+        let mut inner = self.inner.write();
+        let stale: Vec<Arc<PoolTx>> = inner
+            .senders
+            .values()
+            .flat_map(|s| {
+                let pending = s.pending_len();
+                let run_end = s.state_nonce + pending as u64;
+                s.txs
+                    .range(run_end..)
+                    .map(|(_, t)| t)
+                    .filter(move |t| now.saturating_duration_since(t.arrived) > lifetime)
+            })
+            .cloned()
+            .collect();
+        for tx in &stale {
+            inner.remove(tx);
+        }
+        drop(inner);
+        self.expired.fetch_add(stale.len() as u64, Ordering::Relaxed);
+        stale.len()
     }
 
     /// Number of transactions held.

@@ -4,7 +4,7 @@ use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
 use alloy_network::TxSignerSync;
 use alloy_primitives::{TxKind, U256};
 use alloy_signer_local::PrivateKeySigner;
-use std::collections::HashMap as StdMap;
+use std::{collections::HashMap as StdMap, time::Instant};
 
 const CHAIN: u64 = 9928;
 const GWEI: u128 = 1_000_000_000;
@@ -176,4 +176,163 @@ fn revalidation_drops_mined_and_unpayable() {
     assert_eq!(p.len(), 1);
     assert_eq!(p.pending_nonce(&a.address()), Some(2));
     assert_eq!(p.pending_nonce(&b.address()), None);
+}
+
+/// What `tx(_, _, fee, _)` costs: 21,000 gas at the fee cap plus 1 wei.
+fn cost(fee: u128) -> U256 {
+    U256::from(21_000u128 * fee + 1)
+}
+
+fn with_config(config: PoolConfig) -> TxPool {
+    TxPool::new(config, CHAIN, 30_000_000)
+}
+
+#[test]
+fn funds_must_cover_all_of_a_senders_transactions_together() {
+    let a = signer(1);
+    let mut state = MockState::default();
+    state.0.insert(a.address(), (0, cost(100 * GWEI) * U256::from(2) + U256::from(1_000)));
+    let p = pool();
+    p.add(tx(&a, 0, 100 * GWEI, GWEI), &state).unwrap();
+    p.add(tx(&a, 1, 100 * GWEI, GWEI), &state).unwrap();
+    // Each is affordable alone; the third is not affordable with the first two.
+    let third = p.add(tx(&a, 2, 100 * GWEI, GWEI), &state).unwrap_err();
+    assert_eq!(third.to_string(), "insufficient funds for gas * price + value");
+    assert!(matches!(p.add(tx(&a, 7, 100 * GWEI, GWEI), &state), Err(PoolError::InsufficientFunds)));
+    // A replacement is charged its own cost instead of the old one's: a bump
+    // the balance cannot cover is refused, the original stays.
+    assert!(matches!(p.add(tx(&a, 1, 200 * GWEI, 2 * GWEI), &state), Err(PoolError::InsufficientFunds)));
+    assert_eq!(p.len(), 2);
+}
+
+#[test]
+fn revalidation_pays_a_senders_transactions_in_nonce_order() {
+    let a = signer(1);
+    let mut state = funded(&[&a]);
+    let p = pool();
+    let hashes: Vec<B256> = (0..3).map(|n| p.add(tx(&a, n, 100 * GWEI, GWEI), &state).unwrap()).collect();
+    // The balance drops to what two of them cost: the last one goes.
+    state.0.insert(a.address(), (0, cost(100 * GWEI) * U256::from(2)));
+    p.on_block(&state, 30_000_000).unwrap();
+    assert!(p.get(&hashes[0]).is_some() && p.get(&hashes[1]).is_some());
+    assert!(p.get(&hashes[2]).is_none());
+    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 0 });
+}
+
+#[test]
+fn per_sender_caps_on_all_and_on_queued_transactions() {
+    let a = signer(1);
+    let state = funded(&[&a]);
+    let p = with_config(PoolConfig { max_per_sender: 6, max_queued_per_sender: 3, ..Default::default() });
+    for n in 1..=3 {
+        p.add(tx(&a, n, 100 * GWEI, GWEI), &state).unwrap();
+    }
+    // A fourth queued one is over the queued cap ...
+    assert_eq!(p.add(tx(&a, 4, 100 * GWEI, GWEI), &state).unwrap_err().to_string(), "account limit exceeded");
+    assert_eq!(p.status(), PoolStatus { pending: 0, queued: 3 });
+    // ... but closing the gap makes them pending, and the run may grow.
+    p.add(tx(&a, 0, 100 * GWEI, GWEI), &state).unwrap();
+    assert_eq!(p.status(), PoolStatus { pending: 4, queued: 0 });
+    p.add(tx(&a, 4, 100 * GWEI, GWEI), &state).unwrap();
+    p.add(tx(&a, 5, 100 * GWEI, GWEI), &state).unwrap();
+    // Six in all is the sender's cap, pending or not.
+    assert!(matches!(p.add(tx(&a, 6, 100 * GWEI, GWEI), &state), Err(PoolError::AccountLimit)));
+    assert_eq!(p.status(), PoolStatus { pending: 6, queued: 0 });
+}
+
+#[test]
+fn full_queue_evicts_the_lowest_priced_queued_transaction() {
+    let signers: Vec<_> = (1..=5).map(signer).collect();
+    let state = funded(&signers.iter().collect::<Vec<_>>());
+    let p = with_config(PoolConfig { max_queued: 3, ..Default::default() });
+    // A pending transaction paying little is not part of the queue's contest.
+    let pending = p.add(tx(&signers[4], 0, 100 * GWEI, GWEI / 10), &state).unwrap();
+    p.add(tx(&signers[0], 1, 100 * GWEI, 5 * GWEI), &state).unwrap();
+    let cheap = p.add(tx(&signers[1], 1, 100 * GWEI, GWEI), &state).unwrap();
+    p.add(tx(&signers[2], 1, 100 * GWEI, 3 * GWEI), &state).unwrap();
+    // Cheaper than every queued one: refused.
+    assert_eq!(p.add(tx(&signers[3], 1, 100 * GWEI, GWEI / 2), &state).unwrap_err().to_string(), "txpool is full");
+    assert_eq!(p.status(), PoolStatus { pending: 1, queued: 3 });
+    // Pays more than the cheapest queued one: that one goes.
+    p.add(tx(&signers[3], 1, 100 * GWEI, 4 * GWEI), &state).unwrap();
+    assert!(p.get(&cheap).is_none());
+    assert!(p.get(&pending).is_some());
+    assert_eq!(p.status(), PoolStatus { pending: 1, queued: 3 });
+    assert_eq!(p.counters().evicted, 1);
+}
+
+#[test]
+fn a_full_pool_evicts_queued_before_pending_and_never_for_a_queued_one() {
+    let signers: Vec<_> = (1..=5).map(signer).collect();
+    let state = funded(&signers.iter().collect::<Vec<_>>());
+    let p = with_config(PoolConfig { max_count: 3, ..Default::default() });
+    let low: Vec<B256> = (0..3).map(|i| p.add(tx(&signers[i], 0, 100 * GWEI, GWEI), &state).unwrap()).collect();
+    // Full of pending transactions: a high-paying future-nonce one does not get in.
+    let spam = p.add(tx(&signers[3], 5, 100 * GWEI, 50 * GWEI), &state).unwrap_err();
+    assert_eq!(spam.to_string(), "txpool is full");
+    assert!(low.iter().all(|h| p.get(h).is_some()));
+    // An executable one that pays more takes the cheapest pending slot.
+    p.add(tx(&signers[3], 0, 100 * GWEI, 2 * GWEI), &state).unwrap();
+    assert_eq!(p.len(), 3);
+    assert_eq!(low.iter().filter(|h| p.get(h).is_some()).count(), 2);
+    // With a queued transaction in the pool, it is the one to go, however well it pays.
+    let p = with_config(PoolConfig { max_count: 3, ..Default::default() });
+    p.add(tx(&signers[0], 0, 100 * GWEI, GWEI), &state).unwrap();
+    p.add(tx(&signers[1], 0, 100 * GWEI, GWEI), &state).unwrap();
+    let queued = p.add(tx(&signers[2], 3, 100 * GWEI, 90 * GWEI), &state).unwrap();
+    p.add(tx(&signers[4], 0, 100 * GWEI, GWEI), &state).unwrap();
+    assert!(p.get(&queued).is_none());
+    assert_eq!(p.status(), PoolStatus { pending: 3, queued: 0 });
+    assert_eq!(p.counters().evicted, 1);
+}
+
+#[test]
+fn queued_transactions_expire_after_the_lifetime() {
+    let a = signer(1);
+    let state = funded(&[&a]);
+    let p = pool();
+    let pending = p.add(tx(&a, 0, 100 * GWEI, GWEI), &state).unwrap();
+    let queued = p.add(tx(&a, 2, 100 * GWEI, GWEI), &state).unwrap();
+    assert_eq!(p.expire_queued(Instant::now()), 0, "nothing is older than three hours yet");
+    let later = Instant::now() + PoolConfig::default().lifetime + std::time::Duration::from_secs(1);
+    assert_eq!(p.expire_queued(later), 1);
+    assert!(p.get(&queued).is_none());
+    assert!(p.get(&pending).is_some(), "pending transactions do not expire");
+    assert_eq!(p.status(), PoolStatus { pending: 1, queued: 0 });
+    assert_eq!(p.counters().expired, 1);
+}
+
+/// A state that fails the test when it is read while the pool is locked.
+struct Unlocked<'a> {
+    pool: &'a TxPool,
+    state: MockState,
+}
+
+impl AccountSource for Unlocked<'_> {
+    fn nonce_balance(&self, addr: &Address) -> Result<(u64, U256), StorageError> {
+        assert!(self.pool.inner.try_write().is_some(), "state read under the pool's lock");
+        self.state.nonce_balance(addr)
+    }
+}
+
+#[test]
+fn state_is_read_outside_the_pool_lock() {
+    let (a, b) = (signer(1), signer(2));
+    let p = pool();
+    let state = Unlocked { pool: &p, state: funded(&[&a, &b]) };
+    p.add(tx(&a, 0, 100 * GWEI, GWEI), &state).unwrap();
+    p.add(tx(&b, 0, 100 * GWEI, GWEI), &state).unwrap();
+    p.on_block(&state, 30_000_000).unwrap();
+    assert_eq!(p.len(), 2);
+}
+
+#[test]
+fn transactions_remember_where_they_came_from() {
+    let (a, b) = (signer(1), signer(2));
+    let state = funded(&[&a, &b]);
+    let p = pool();
+    let local = p.add(tx(&a, 0, 100 * GWEI, GWEI), &state).unwrap();
+    let remote = p.add_from_peer(tx(&b, 0, 100 * GWEI, GWEI), &state).unwrap();
+    assert_eq!(p.get(&local).unwrap().origin, TxOrigin::Local);
+    assert_eq!(p.get(&remote).unwrap().origin, TxOrigin::Peer);
 }
