@@ -235,10 +235,10 @@ impl TxPool {
         if inner.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
         }
-        if !inner.senders.contains_key(&sender) {
+        inner.senders.entry(sender).or_insert_with(|| {
             let (state_nonce, balance) = fresh.unwrap_or_default();
-            inner.senders.insert(sender, SenderTxs::new(state_nonce, balance));
-        }
+            SenderTxs::new(state_nonce, balance)
+        });
         let entry = &inner.senders[&sender];
         let replaced = match rules::admit(entry, &candidate, &self.config) {
             Ok(r) => r,
