@@ -126,7 +126,7 @@ pub fn go_duration(d: Duration) -> String {
         format!("{}µs", d.as_micros())
     } else if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if d.subsec_millis() == 0 {
         format!("{}s", ms / 1000)
     } else {
         let text = format!("{:.3}", d.as_secs_f64());

@@ -19,6 +19,7 @@ const CHECK_EVERY: u32 = 4096;
 pub struct Deadline {
     deadline: Option<Instant>,
     timeout: Duration,
+    /// Instructions left until the next look at the clock.
     steps: u32,
     expired: bool,
 }
@@ -52,10 +53,11 @@ impl<CTX, INTR: InterpreterTypes> Inspector<CTX, INTR> for Deadline {
             interp.halt(InstructionResult::OutOfGas);
             return;
         }
-        self.steps = self.steps.wrapping_add(1);
-        if self.steps % CHECK_EVERY != 0 {
+        if self.steps > 0 {
+            self.steps -= 1;
             return;
         }
+        self.steps = CHECK_EVERY;
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             self.expired = true;
             // Out of gas (not revm's fatal-error flag, which panics in a parent
