@@ -32,7 +32,7 @@ impl CorsLayer {
             return Some("*".into());
         }
         let lower = origin.to_ascii_lowercase();
-        self.origins.iter().any(|o| *o == lower).then(|| origin.to_string())
+        self.origins.contains(&lower).then(|| origin.to_string())
     }
 }
 
