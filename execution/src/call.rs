@@ -1,7 +1,7 @@
 //! `eth_call` and `eth_estimateGas`: executing a message against a state
 //! without committing anything.
 
-use crate::{env::evm_env, state::BlockState};
+use crate::{deadline::Deadline, env::evm_env, state::BlockState};
 use alloy_consensus::Header;
 use alloy_eips::eip2930::AccessList;
 use alloy_eips::eip7702::SignedAuthorization;
@@ -14,6 +14,37 @@ use revm::context::{
     result::{EVMError, ExecutionResult, InvalidTransaction},
     TxEnv,
 };
+use std::time::Duration;
+
+/// What one `eth_call` or `eth_estimateGas` may spend: geth's `--rpc.gascap`
+/// and `--rpc.evmtimeout`, so one request cannot hold a worker for long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Most gas one call may use; 0 means no cap (as in geth).
+    pub gas_cap: u64,
+    /// Wall-clock budget of the whole request; `None` means none.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for CallLimits {
+    /// geth's and reth's defaults: 50,000,000 gas and 5 s.
+    fn default() -> Self {
+        Self { gas_cap: 50_000_000, timeout: Some(Duration::from_secs(5)) }
+    }
+}
+
+impl CallLimits {
+    /// The one gas rule for calls and estimates: the gas asked for, or the
+    /// block's gas limit when none is given, never more than the cap.
+    pub fn allowance(&self, requested: Option<u64>, block_gas_limit: u64) -> u64 {
+        let gas = requested.unwrap_or(block_gas_limit);
+        if self.gas_cap == 0 {
+            gas
+        } else {
+            gas.min(self.gas_cap)
+        }
+    }
+}
 
 /// A message to execute, as `eth_call` and `eth_estimateGas` receive it.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +113,25 @@ pub enum CallError {
     /// Any other EVM failure.
     #[error("evm error: {0}")]
     Evm(String),
+    /// The wall-clock budget ran out and the EVM was stopped (geth's words).
+    #[error("execution aborted (timeout = {})", go_duration(*.0))]
+    Timeout(Duration),
+}
+
+/// A duration as Go prints it (`5s`, `1.5s`, `250ms`), so the timeout
+/// message reads exactly like geth's.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        format!("{}µs", d.as_micros())
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        let text = format!("{:.3}", d.as_secs_f64());
+        format!("{}s", text.trim_end_matches('0'))
+    }
 }
 
 /// geth's wording for a transaction validation failure.
@@ -131,25 +181,37 @@ fn tx_env(spec: &ChainSpec, header: &Header, req: &CallRequest, gas_limit: u64) 
 }
 
 /// Executes `req` on `reader`'s state in the environment of `header` (the
-/// block the call pretends to run in), with `gas_limit` gas.
+/// block the call pretends to run in), with `gas_limit` gas, stopping the
+/// EVM when `deadline` passes.
 pub fn call_with_gas(
     spec: &ChainSpec,
     reader: StateReader<'_>,
     header: &Header,
     req: &CallRequest,
     gas_limit: u64,
+    deadline: &mut Deadline,
 ) -> Result<CallOutcome, CallError> {
+    if deadline.expired() {
+        return Err(CallError::Timeout(deadline.timeout()));
+    }
     let mut env = evm_env(spec, header);
     env.cfg_env.disable_nonce_check = true;
     env.cfg_env.disable_eip3607 = true;
+    // The gas cap, not the block's gas limit, bounds a call (as in geth).
+    env.cfg_env.disable_block_gas_limit = true;
     // Like geth: a call without a gas price pays nothing and needs no base fee.
     if req.max_fee_per_gas.or(req.gas_price).unwrap_or(0) == 0 {
         env.cfg_env.disable_base_fee = true;
     }
     let tx = tx_env(spec, header, req, gas_limit);
     let mut state = BlockState::new(reader);
-    let mut evm = EthEvmFactory::default().create_evm(&mut state, env);
-    let result = match evm.transact(tx) {
+    let mut evm = EthEvmFactory::default().create_evm_with_inspector(&mut state, env, &mut *deadline);
+    let result = evm.transact(tx);
+    drop(evm);
+    if deadline.expired() {
+        return Err(CallError::Timeout(deadline.timeout()));
+    }
+    let result = match result {
         Ok(r) => r.result,
         Err(EVMError::Transaction(e)) => return Err(CallError::Invalid(invalid_tx_message(&e))),
         Err(EVMError::Database(e)) => return Err(CallError::Storage(e.0)),
@@ -165,28 +227,32 @@ pub fn call_with_gas(
     })
 }
 
-/// `eth_call`: the request's gas, or the block gas limit.
+/// `eth_call`: with the gas [`CallLimits::allowance`] gives, within the time budget.
 pub fn call(
     spec: &ChainSpec,
     reader: StateReader<'_>,
     header: &Header,
     req: &CallRequest,
+    limits: &CallLimits,
 ) -> Result<CallOutcome, CallError> {
-    let gas = req.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
-    call_with_gas(spec, reader, header, req, gas)
+    let gas = limits.allowance(req.gas, header.gas_limit);
+    call_with_gas(spec, reader, header, req, gas, &mut Deadline::after(limits.timeout))
 }
 
 /// `eth_estimateGas`: the least gas with which the message succeeds, found by
 /// binary search between what it used and the cap. Fails with the outcome of
-/// the run at the cap when the message cannot succeed at all.
+/// the run at the cap when the message cannot succeed at all. The time
+/// budget covers the whole search.
 pub fn estimate_gas<'a>(
     spec: &ChainSpec,
     reader: impl Fn() -> Result<StateReader<'a>, StorageError>,
     header: &Header,
     req: &CallRequest,
+    limits: &CallLimits,
 ) -> Result<Result<u64, CallOutcome>, CallError> {
-    let cap = req.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
-    let first = call_with_gas(spec, reader()?, header, req, cap)?;
+    let cap = limits.allowance(req.gas, header.gas_limit);
+    let mut deadline = Deadline::after(limits.timeout);
+    let first = call_with_gas(spec, reader()?, header, req, cap, &mut deadline)?;
     let used = match first {
         CallOutcome::Success { gas_used, .. } => gas_used,
         other => return Ok(Err(other)),
@@ -195,9 +261,9 @@ pub fn estimate_gas<'a>(
     let mut lo = used.saturating_sub(1);
     let mut hi = cap;
     // Most calls succeed with what they used plus the 63/64 reserve; try that first.
-    let optimistic = (used + 2300) * 64 / 63;
-    let succeeds = |gas: u64| -> Result<bool, CallError> {
-        match call_with_gas(spec, reader()?, header, req, gas) {
+    let optimistic = used.saturating_add(2300).saturating_mul(64) / 63;
+    let mut succeeds = |gas: u64| -> Result<bool, CallError> {
+        match call_with_gas(spec, reader()?, header, req, gas, &mut deadline) {
             Ok(CallOutcome::Success { .. }) => Ok(true),
             Ok(_) | Err(CallError::Invalid(_)) => Ok(false),
             Err(e) => Err(e),
@@ -219,4 +285,27 @@ pub fn estimate_gas<'a>(
         }
     }
     Ok(Ok(hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_gas_rule_for_calls_and_estimates() {
+        let limits = CallLimits { gas_cap: 50_000_000, timeout: None };
+        assert_eq!(limits.allowance(None, 30_000_000), 30_000_000, "block gas limit when none is asked");
+        assert_eq!(limits.allowance(Some(21_000), 30_000_000), 21_000);
+        assert_eq!(limits.allowance(Some(40_000_000), 30_000_000), 40_000_000, "the cap, not the block, bounds it");
+        assert_eq!(limits.allowance(Some(u64::MAX), 30_000_000), 50_000_000);
+        let uncapped = CallLimits { gas_cap: 0, timeout: None };
+        assert_eq!(uncapped.allowance(Some(u64::MAX), 30_000_000), u64::MAX, "0 means no cap");
+    }
+
+    #[test]
+    fn timeout_reads_like_geth() {
+        assert_eq!(CallError::Timeout(Duration::from_secs(5)).to_string(), "execution aborted (timeout = 5s)");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(250)), "250ms");
+    }
 }

@@ -5,6 +5,7 @@
 //! (dev sealer or consensus) and by RPC.
 
 pub mod call;
+mod deadline;
 mod env;
 mod error;
 mod executor;

@@ -75,9 +75,33 @@ pub struct RunArgs {
     /// Largest JSON-RPC request body in bytes.
     #[arg(long = "rpc.max-request-size", env = "METANODE_RPC_MAX_REQUEST_SIZE")]
     pub rpc_max_request_size: Option<u32>,
-    /// Most blocks one eth_getLogs may span.
+    /// Most blocks one eth_getLogs (or a log filter's poll) may span.
     #[arg(long = "rpc.max-logs-range", env = "METANODE_RPC_MAX_LOGS_RANGE")]
     pub rpc_max_logs_range: Option<u64>,
+    /// Most gas one eth_call / eth_estimateGas may use (0: no cap).
+    #[arg(long = "rpc.gascap", env = "METANODE_RPC_GASCAP")]
+    pub rpc_gascap: Option<u64>,
+    /// Time budget of one eth_call / eth_estimateGas, e.g. 5s (0: none).
+    #[arg(long = "rpc.evmtimeout", env = "METANODE_RPC_EVMTIMEOUT")]
+    pub rpc_evmtimeout: Option<String>,
+    /// Most calls in one JSON-RPC batch.
+    #[arg(long = "rpc.batch-request-limit", env = "METANODE_RPC_BATCH_REQUEST_LIMIT")]
+    pub rpc_batch_request_limit: Option<u32>,
+    /// Most bytes of answers to one JSON-RPC batch.
+    #[arg(long = "rpc.batch-response-max-size", env = "METANODE_RPC_BATCH_RESPONSE_MAX_SIZE")]
+    pub rpc_batch_response_max_size: Option<u32>,
+    /// Most poll filters (eth_newFilter and friends) installed at once.
+    #[arg(long = "rpc.max-filters", env = "METANODE_RPC_MAX_FILTERS")]
+    pub rpc_max_filters: Option<usize>,
+    /// Most WebSocket connections per RPC server.
+    #[arg(long = "http.max-connections", env = "METANODE_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<u32>,
+    /// Namespaces served, comma-separated (eth,net,web3,txpool,metanode).
+    #[arg(long = "http.api", env = "METANODE_HTTP_API", value_delimiter = ',')]
+    pub http_api: Option<Vec<String>>,
+    /// Origins browsers may call from, comma-separated (* for any).
+    #[arg(long = "http.corsdomain", env = "METANODE_HTTP_CORSDOMAIN", value_delimiter = ',')]
+    pub http_corsdomain: Option<Vec<String>>,
     /// Blocks of state history kept for historical reads.
     #[arg(long = "state.history", env = "METANODE_STATE_HISTORY")]
     pub state_history: Option<u64>,
@@ -203,6 +227,16 @@ impl RunArgs {
         set!(c.ws.port, self.ws_port);
         set!(c.rpc.max_request_size, self.rpc_max_request_size);
         set!(c.rpc.max_logs_range, self.rpc_max_logs_range);
+        set!(c.rpc.gascap, self.rpc_gascap);
+        set!(c.rpc.evmtimeout, self.rpc_evmtimeout);
+        set!(c.rpc.batch_request_limit, self.rpc_batch_request_limit);
+        set!(c.rpc.batch_response_max_size, self.rpc_batch_response_max_size);
+        set!(c.rpc.max_filters, self.rpc_max_filters);
+        set!(c.http.max_connections, self.http_max_connections);
+        set!(c.http.api, self.http_api.as_ref().map(|v| v.iter().map(|a| a.trim().to_ascii_lowercase()).collect()));
+        set!(c.http.corsdomain, self.http_corsdomain);
+        c.rpc.validate()?;
+        c.http.validate()?;
         set!(c.state.history, self.state_history);
         set!(c.txpool.max_count, self.txpool_max_count);
         set!(c.txpool.max_per_sender, self.txpool_max_per_sender);
@@ -303,6 +337,32 @@ mod tests {
         std::env::remove_var("METANODE_P2P_MAX_PEERS");
         assert_eq!(cli.run.txpool_max_queued_per_sender, Some(3), "env is read");
         assert_eq!(cli.run.p2p_max_peers, Some(11), "flag wins over env");
+    }
+
+    #[test]
+    fn rpc_limit_flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[rpc]\ngascap = 1000\nevmtimeout = \"2s\"\n[http]\napi = [\"eth\"]\nmax_connections = 7\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            datadir: Some(dir.path().into()),
+            rpc_gascap: Some(2000),
+            http_corsdomain: Some(vec!["*".into()]),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.rpc.gascap, 2000, "flag wins");
+        assert_eq!(c.rpc.evmtimeout, "2s", "file wins over default");
+        assert_eq!(c.http.api, vec!["eth".to_string()]);
+        assert_eq!(c.http.max_connections, 7);
+        assert_eq!(c.http.corsdomain, vec!["*".to_string()]);
+        let bad = RunArgs { http_api: Some(vec!["eth".into(), "admin".into()]), ..Default::default() };
+        assert!(bad.resolve().unwrap_err().to_string().contains("http.api"));
+        let bad = RunArgs { rpc_evmtimeout: Some("soon".into()), ..Default::default() };
+        assert!(bad.resolve().unwrap_err().to_string().contains("rpc.evmtimeout"));
     }
 
     #[test]

@@ -72,11 +72,24 @@ pub struct HttpConfig {
     pub addr: IpAddr,
     /// Listen port.
     pub port: u16,
+    /// Most WebSocket connections per server (HTTP requests in flight get
+    /// a fixed headroom above it, so open WebSockets cannot lock them out).
+    pub max_connections: u32,
+    /// Namespaces served (reth's `--http.api`), also on the WebSocket port.
+    pub api: Vec<String>,
+    /// Origins browsers may call from (`*` for any); empty sends no CORS headers.
+    pub corsdomain: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { addr: IpAddr::from([127, 0, 0, 1]), port: 8545 }
+        Self {
+            addr: IpAddr::from([127, 0, 0, 1]),
+            port: 8545,
+            max_connections: 1_000,
+            api: metanode_rpc::NAMESPACES.iter().map(|n| n.to_string()).collect(),
+            corsdomain: Vec::new(),
+        }
     }
 }
 
@@ -104,10 +117,18 @@ pub struct RpcConfig {
     pub max_request_size: u32,
     /// Largest response body in bytes.
     pub max_response_size: u32,
-    /// Most blocks one `eth_getLogs` may span.
+    /// Most blocks one `eth_getLogs` (and a log filter's poll) may span.
     pub max_logs_range: u64,
-    /// Concurrent connections per server.
-    pub max_connections: u32,
+    /// Most gas one `eth_call` / `eth_estimateGas` may use; 0 for no cap (geth's `--rpc.gascap`).
+    pub gascap: u64,
+    /// Wall-clock budget of one `eth_call` / `eth_estimateGas`, e.g. "5s"; "0" for none.
+    pub evmtimeout: String,
+    /// Most calls in one batch.
+    pub batch_request_limit: u32,
+    /// Most bytes of answers to one batch.
+    pub batch_response_max_size: u32,
+    /// Most poll filters installed at once.
+    pub max_filters: usize,
 }
 
 impl Default for RpcConfig {
@@ -116,8 +137,57 @@ impl Default for RpcConfig {
             max_request_size: 10 << 20,
             max_response_size: 100 << 20,
             max_logs_range: 10_000,
-            max_connections: 1_000,
+            gascap: 50_000_000,
+            evmtimeout: "5s".into(),
+            batch_request_limit: 1_000,
+            batch_response_max_size: 25_000_000,
+            max_filters: metanode_rpc::DEFAULT_MAX_FILTERS,
         }
+    }
+}
+
+impl RpcConfig {
+    /// The EVM time budget; `None` when switched off with "0".
+    pub fn evm_timeout(&self) -> Result<Option<Duration>, ConfigError> {
+        if matches!(self.evmtimeout.trim(), "0" | "0s" | "0ms") {
+            return Ok(None);
+        }
+        parse_duration(&self.evmtimeout)
+            .map(Some)
+            .map_err(|message| ConfigError::Value { key: "rpc.evmtimeout", message })
+    }
+
+    /// Checks the limits that must be positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.evm_timeout()?;
+        let positive = [
+            ("rpc.batch-request-limit", self.batch_request_limit as u64),
+            ("rpc.batch-response-max-size", self.batch_response_max_size as u64),
+            ("rpc.max-filters", self.max_filters as u64),
+            ("rpc.max-logs-range", self.max_logs_range),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(ConfigError::Value { key, message: "must be at least 1".into() });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HttpConfig {
+    /// Checks the namespaces and the connection limit.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(bad) = self.api.iter().find(|a| !metanode_rpc::NAMESPACES.contains(&a.as_str())) {
+            return Err(ConfigError::Value {
+                key: "http.api",
+                message: format!("unknown namespace '{bad}' (have {})", metanode_rpc::NAMESPACES.join(", ")),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Value { key: "http.max-connections", message: "must be at least 1".into() });
+        }
+        Ok(())
     }
 }
 
@@ -523,6 +593,19 @@ mod tests {
         let c = Config { chain_id: Some(5), ..Default::default() };
         let back: Config = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn rpc_limits_have_geths_defaults_and_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.rpc.gascap, 50_000_000);
+        assert_eq!(c.rpc.evm_timeout().unwrap(), Some(Duration::from_secs(5)));
+        assert_eq!(c.rpc.batch_request_limit, 1_000);
+        assert_eq!(c.rpc.batch_response_max_size, 25_000_000);
+        let off = RpcConfig { evmtimeout: "0".into(), ..Default::default() };
+        assert_eq!(off.evm_timeout().unwrap(), None);
+        let bad = HttpConfig { api: vec!["eth".into(), "admin".into()], ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("admin"));
     }
 
     #[test]

@@ -5,10 +5,11 @@ use crate::chain::ChainService;
 use anyhow::Context;
 use metanode_consensus::ConsensusMetrics;
 use metanode_p2p::TxGossip;
-use std::{fmt::Write, net::SocketAddr, sync::Arc};
+use std::{fmt::Write, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::Semaphore,
 };
 
 /// What a scrape reads.
@@ -73,20 +74,68 @@ impl MetricsSources {
     }
 }
 
+/// Scrapes answered at once; further connections wait in the listen backlog.
+const MAX_SCRAPES: usize = 16;
+/// First pause after a failed accept; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause after failed accepts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Binds the endpoint; returns the bound address (port 0 picks one).
 pub async fn serve(addr: SocketAddr, sources: Arc<MetricsSources>) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+    let listener = Arc::new(listener);
+    tokio::spawn(accept_loop(
+        move || {
+            let listener = listener.clone();
+            async move { listener.accept().await.map(|(stream, _)| stream) }
+        },
+        MAX_SCRAPES,
+        move |stream| {
             let sources = sources.clone();
-            tokio::spawn(async move {
+            async move {
                 let _ = answer(stream, &sources).await;
-            });
-        }
-    });
+            }
+        },
+    ));
     Ok(bound)
+}
+
+/// Accepts connections and hands each to `handle`, at most `max` at once.
+/// A failed accept (`EMFILE` when the process is out of descriptors, and
+/// the like) is logged and followed by a growing pause: retrying at once
+/// fails the same way and would spin a core.
+async fn accept_loop<S, A, AF, H, HF>(mut accept: A, max: usize, handle: H)
+where
+    A: FnMut() -> AF,
+    AF: Future<Output = std::io::Result<S>>,
+    H: Fn(S) -> HF,
+    HF: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max));
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        // Waiting for a slot before accepting leaves extra connections in
+        // the kernel's backlog instead of spawning without bound.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        match accept().await {
+            Ok(stream) => {
+                backoff = MIN_BACKOFF;
+                let fut = handle(stream);
+                tokio::spawn(async move {
+                    fut.await;
+                    drop(slot);
+                });
+            }
+            Err(error) => {
+                drop(slot);
+                tracing::warn!(%error, retry_in = ?backoff, "metrics endpoint cannot accept a connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
 }
 
 /// Answers one HTTP/1.x request and closes the connection.
@@ -116,4 +165,43 @@ async fn answer(mut stream: TcpStream, sources: &MetricsSources) -> std::io::Res
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn failing_accepts_back_off_instead_of_spinning() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let run = accept_loop(
+            move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+                async { Err::<(), _>(std::io::Error::from_raw_os_error(24)) } // EMFILE
+            },
+            4,
+            |_: ()| async {},
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), run).await;
+        let n = calls.load(Ordering::Relaxed);
+        assert!(n <= 10, "{n} accept attempts in one second");
+    }
+
+    #[tokio::test]
+    async fn at_most_max_connections_are_handled_at_once() {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        let run = accept_loop(
+            move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+                async { Ok(()) }
+            },
+            3,
+            |_: ()| std::future::pending::<()>(),
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), run).await;
+        assert_eq!(accepted.load(Ordering::Relaxed), 3, "connections beyond the cap wait in the backlog");
+    }
 }

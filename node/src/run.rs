@@ -15,7 +15,7 @@ use metanode_consensus::{core::LinearTimeouts, EngineConfig, Validator, Validato
 use metanode_execution::{init_genesis, txpool::TxPool, Executor};
 use metanode_p2p::{ChainIdentity, GossipConfig, PeerLimits};
 use metanode_primitives::ChainSpec;
-use metanode_rpc::{ApiConfig, EthApi, ServerOptions};
+use metanode_rpc::{ApiConfig, CallLimits, EthApi, ServerOptions};
 use metanode_storage::{ChainDb, DbOptions, HistoryMode};
 use std::{
     fs::File,
@@ -218,6 +218,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!(network_id = %net_id, "network id (genesis, chain id and validator set digest)");
         let api_config = ApiConfig {
             max_logs_range: config.rpc.max_logs_range,
+            call_limits: CallLimits { gas_cap: config.rpc.gascap, timeout: config.rpc.evm_timeout()? },
+            max_filters: config.rpc.max_filters,
             accounts: signers.iter().map(|s| s.address()).collect(),
             network_id: Some(net_id.clone()),
             ..Default::default()
@@ -230,7 +232,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 ws_addr: Some(SocketAddr::new(config.ws.addr, config.ws.port)),
                 max_request_bytes: config.rpc.max_request_size,
                 max_response_bytes: config.rpc.max_response_size,
-                max_connections: config.rpc.max_connections,
+                max_connections: config.http.max_connections,
+                batch_request_limit: config.rpc.batch_request_limit,
+                batch_response_max_bytes: config.rpc.batch_response_max_size,
+                apis: config.http.api.clone(),
+                cors_domains: config.http.corsdomain.clone(),
             },
         )
         .await

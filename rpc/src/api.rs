@@ -6,7 +6,7 @@ use alloy_consensus::{Header, ReceiptEnvelope};
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_eth::{BlockId, BlockNumberOrTag};
 use jsonrpsee::types::ErrorObjectOwned;
-use metanode_execution::{txpool::TxPool, Executor};
+use metanode_execution::{call::CallLimits, txpool::TxPool, Executor};
 use metanode_primitives::{ChainSpec, SealedBlock};
 use metanode_storage::{ChainDb, StateReader, StorageError};
 use std::sync::{
@@ -36,11 +36,17 @@ pub struct ApiConfig {
     /// The digest peers must share (genesis, chain id, validator set), shown
     /// by `/status` so operators can compare nodes that will not connect.
     pub network_id: Option<String>,
+    /// Gas cap and time budget of `eth_call` and `eth_estimateGas`.
+    pub call_limits: CallLimits,
+    /// Most poll filters installed at once.
+    pub max_filters: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
+            call_limits: CallLimits::default(),
+            max_filters: crate::filters::DEFAULT_MAX_FILTERS,
             max_logs_range: 10_000,
             accounts: Vec::new(),
             client_version: format!("metanode/v{}/{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS),
@@ -59,6 +65,8 @@ pub struct EthApi {
     pub(crate) pending_txs: broadcast::Sender<B256>,
     pub(crate) filters: FilterManager,
     pub(crate) peers: AtomicUsize,
+    /// The suggested tip, computed once per head (it decodes 20 blocks).
+    pub(crate) tip_cache: parking_lot::Mutex<Option<(B256, u128)>>,
     /// How far behind the network this node is.
     sync: parking_lot::Mutex<SyncTracker>,
 }
@@ -108,6 +116,7 @@ impl EthApi {
     pub fn new(executor: Executor, pool: Arc<TxPool>, config: ApiConfig) -> Arc<Self> {
         let (new_blocks, _) = broadcast::channel(256);
         let (pending_txs, _) = broadcast::channel(16_384);
+        let filters = FilterManager::new(config.max_filters, crate::filters::IDLE_TIMEOUT);
         let api = Arc::new(Self {
             db: executor.db().clone(),
             executor,
@@ -115,8 +124,9 @@ impl EthApi {
             config,
             new_blocks,
             pending_txs,
-            filters: FilterManager::default(),
+            filters,
             peers: AtomicUsize::new(0),
+            tip_cache: parking_lot::Mutex::new(None),
             sync: parking_lot::Mutex::new(SyncTracker::default()),
         });
         let weak = Arc::downgrade(&api);
@@ -208,6 +218,37 @@ impl EthApi {
         })?;
         let header = self.header(reader.block())?.ok_or_else(|| server_error("header not found"))?;
         Ok((reader, header))
+    }
+
+    /// State and block environment for `eth_call` and `eth_estimateGas`: at
+    /// `pending` the latest state in the environment of the block that comes
+    /// next (its number, time and base fee), so a price good for the next
+    /// block is judged against the next block's base fee; otherwise the
+    /// block asked for.
+    pub fn call_context(&self, id: Option<BlockId>) -> Result<(StateReader<'_>, Header), ErrorObjectOwned> {
+        let (reader, header) = self.state_at(id)?;
+        if !matches!(id, Some(BlockId::Number(BlockNumberOrTag::Pending))) {
+            return Ok((reader, header));
+        }
+        let hash = self.db.block_hash(header.number).map_err(internal)?.unwrap_or_default();
+        Ok((reader, pending_header(self.spec(), &header, hash, unix_now())))
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// The environment of the block after `parent` as far as it is known
+/// before it is built: number, parent, time and the base fee it will have.
+pub(crate) fn pending_header(spec: &ChainSpec, parent: &Header, parent_hash: B256, now: u64) -> Header {
+    Header {
+        parent_hash,
+        number: parent.number + 1,
+        timestamp: now.max(parent.timestamp),
+        base_fee_per_gas: Some(spec.next_base_fee(parent)),
+        gas_used: 0,
+        ..parent.clone()
     }
 }
 

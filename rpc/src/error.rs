@@ -19,6 +19,11 @@ pub fn server_error(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(SERVER_ERROR, msg.into(), None::<()>)
 }
 
+/// -32005 for a request over a configured limit.
+pub fn limit_exceeded(msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObject::owned(LIMIT_EXCEEDED, msg.into(), None::<()>)
+}
+
 /// -32602 with a message.
 pub fn invalid_params(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(INVALID_PARAMS, msg.into(), None::<()>)

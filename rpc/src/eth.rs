@@ -2,7 +2,7 @@
 
 use crate::{
     api::EthApi,
-    convert::{block_logs, rpc_block, rpc_pending_tx, rpc_receipts, rpc_tx},
+    convert::{block_logs, rpc_block, rpc_pending_tx, rpc_receipt, rpc_receipts, rpc_tx},
     error::*,
     filters::FilterKind,
 };
@@ -27,8 +27,11 @@ type RpcResult<T> = Result<T, ErrorObjectOwned>;
 const DEFAULT_TIP: u128 = 1_000_000_000;
 /// Blocks sampled for the tip suggestion.
 const TIP_SAMPLE_BLOCKS: u64 = 20;
-/// Most blocks one `eth_feeHistory` may ask for.
-const MAX_FEE_HISTORY: u64 = 1024;
+/// Most blocks one `eth_feeHistory` may ask for (geth's and reth's limit).
+pub const MAX_FEE_HISTORY: u64 = 1024;
+/// Most reward percentiles one `eth_feeHistory` may ask for: each costs a
+/// pass over every block's receipts.
+pub const MAX_FEE_HISTORY_PERCENTILES: usize = 100;
 
 fn to_call_request(req: TransactionRequest) -> RpcResult<CallRequest> {
     let input = req.input.try_into_unique_input().map_err(|e| invalid_params(e.to_string()))?.unwrap_or_default();
@@ -64,6 +67,7 @@ fn outcome_error(outcome: CallOutcome, cap: u64) -> ErrorObjectOwned {
 fn call_error(e: call::CallError) -> ErrorObjectOwned {
     match e {
         call::CallError::Invalid(msg) => server_error(msg),
+        e @ call::CallError::Timeout(_) => server_error(e.to_string()),
         other => internal(other),
     }
 }
@@ -97,8 +101,22 @@ impl EthApi {
         })
     }
 
+    /// The tip suggestion, computed once per head and cached: it decodes
+    /// [`TIP_SAMPLE_BLOCKS`] blocks.
     fn suggested_tip(&self) -> RpcResult<u128> {
         let head = self.head()?;
+        let hash = self.db.block_hash(head).map_err(internal)?.unwrap_or_default();
+        if let Some((cached_for, tip)) = *self.tip_cache.lock() {
+            if cached_for == hash {
+                return Ok(tip);
+            }
+        }
+        let tip = self.compute_tip(head)?;
+        *self.tip_cache.lock() = Some((hash, tip));
+        Ok(tip)
+    }
+
+    fn compute_tip(&self, head: u64) -> RpcResult<u128> {
         let mut tips = Vec::new();
         for n in head.saturating_sub(TIP_SAMPLE_BLOCKS - 1)..=head {
             if let Some(b) = self.block(n)? {
@@ -113,9 +131,17 @@ impl EthApi {
         Ok(tips[(tips.len() - 1) * 60 / 100].max(1))
     }
 
-    fn next_base_fee(&self) -> RpcResult<u64> {
+    /// `eth_gasPrice`: the suggested tip on top of the larger of the head's
+    /// base fee and the next block's. Clients check a price against the
+    /// latest block (`eth_estimateGas` and `eth_call` at `latest`), the pool's
+    /// builder against the next one; after a block under its gas target the
+    /// next base fee is lower than the head's and a price built on it alone
+    /// was refused at `latest`, after a full one it is higher. The larger
+    /// base clears both.
+    fn gas_price(&self) -> RpcResult<u128> {
         let head = self.header(self.head()?)?.ok_or_else(|| internal("head header missing"))?;
-        Ok(self.spec().next_base_fee(&head))
+        let base = head.base_fee_per_gas.unwrap_or_default().max(self.spec().next_base_fee(&head));
+        Ok(u128::from(base) + self.suggested_tip()?)
     }
 
     fn fee_history(
@@ -124,12 +150,20 @@ impl EthApi {
         newest: BlockNumberOrTag,
         percentiles: Option<Vec<f64>>,
     ) -> RpcResult<FeeHistory> {
+        if count > MAX_FEE_HISTORY {
+            return Err(invalid_params(format!("block count {count} exceeds the limit of {MAX_FEE_HISTORY}")));
+        }
         if let Some(p) = &percentiles {
+            if p.len() > MAX_FEE_HISTORY_PERCENTILES {
+                return Err(invalid_params(format!(
+                    "too many reward percentiles: {} (limit {MAX_FEE_HISTORY_PERCENTILES})",
+                    p.len()
+                )));
+            }
             if p.iter().any(|x| !(0.0..=100.0).contains(x)) || p.windows(2).any(|w| w[0] > w[1]) {
                 return Err(invalid_params("reward percentiles must be ascending values in [0, 100]"));
             }
         }
-        let count = count.min(MAX_FEE_HISTORY);
         let newest = self.resolve_number(newest)?.min(self.head()?);
         if count == 0 {
             return Ok(FeeHistory { oldest_block: newest, ..Default::default() });
@@ -172,14 +206,59 @@ impl EthApi {
         if from > to {
             return Ok(Vec::new());
         }
-        if to - from + 1 > self.config.max_logs_range {
-            return Err(jsonrpsee::types::ErrorObject::owned(
-                LIMIT_EXCEEDED,
-                format!("query exceeds max block range {}", self.config.max_logs_range),
-                None::<()>,
-            ));
-        }
+        self.check_range(from, to)?;
         self.logs_in_range(filter, from, to)
+    }
+
+    /// The block-range cap of `eth_getLogs`, which filters honour too.
+    fn check_range(&self, from: u64, to: u64) -> RpcResult<()> {
+        if to >= from && to - from + 1 > self.config.max_logs_range {
+            return Err(limit_exceeded(format!("query exceeds max block range {}", self.config.max_logs_range)));
+        }
+        Ok(())
+    }
+
+    /// `eth_getFilterChanges`: what happened since the last poll. A log
+    /// filter whose unpolled range is over the cap is refused (and not
+    /// advanced), like an `eth_getLogs` over that range.
+    fn filter_changes(&self, id: &str) -> RpcResult<FilterChanges> {
+        let head = self.head()?;
+        let polled = self.filters.with(id, |k| -> RpcResult<FilterKind> {
+            let snapshot = k.clone();
+            match k {
+                FilterKind::Logs { next_block, filter } => {
+                    let to = filter.block_option.get_to_block().and_then(|t| t.as_number()).unwrap_or(head).min(head);
+                    self.check_range(*next_block, to)?;
+                    *next_block = (*next_block).max(to + 1);
+                }
+                FilterKind::Blocks { next_block } => *next_block = head + 1,
+                FilterKind::PendingTransactions { hashes } => hashes.clear(),
+            }
+            Ok(snapshot)
+        });
+        match polled.ok_or_else(|| server_error("filter not found"))?? {
+            FilterKind::Logs { filter, next_block } => {
+                let to = filter.block_option.get_to_block().and_then(|t| t.as_number()).unwrap_or(head).min(head);
+                if next_block > to {
+                    return Ok(FilterChanges::Empty);
+                }
+                Ok(FilterChanges::Logs(self.logs_in_range(&filter, next_block, to)?))
+            }
+            FilterKind::Blocks { next_block } => {
+                let mut hashes = Vec::new();
+                for n in next_block..=head {
+                    if let Some(h) = self.db.block_hash(n).map_err(internal)? {
+                        hashes.push(h);
+                    }
+                }
+                Ok(FilterChanges::Hashes(hashes))
+            }
+            FilterKind::PendingTransactions { hashes } => Ok(FilterChanges::Hashes(hashes)),
+        }
+    }
+
+    fn install_filter(&self, kind: FilterKind) -> RpcResult<String> {
+        self.filters.install(kind).map_err(|e| limit_exceeded(e.to_string()))
     }
 
     pub(crate) fn logs_in_range(&self, filter: &Filter, from: u64, to: u64) -> RpcResult<Vec<Log>> {
@@ -267,13 +346,13 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
     })?;
     module
         .register_method("eth_accounts", |_, api, _| -> RpcResult<Vec<Address>> { Ok(api.config.accounts.clone()) })?;
-    module.register_method("eth_getBlockByNumber", |p, api, _| -> RpcResult<Option<Value>> {
+    module.register_blocking_method("eth_getBlockByNumber", |p, api, _| -> RpcResult<Option<Value>> {
         let mut seq = p.sequence();
         let tag: BlockNumberOrTag = seq.next()?;
         let full: Option<bool> = seq.optional_next()?;
         api.block_by_id(BlockId::Number(tag), full.unwrap_or(false))
     })?;
-    module.register_method("eth_getBlockByHash", |p, api, _| -> RpcResult<Option<Value>> {
+    module.register_blocking_method("eth_getBlockByHash", |p, api, _| -> RpcResult<Option<Value>> {
         let mut seq = p.sequence();
         let hash: B256 = seq.next()?;
         let full: Option<bool> = seq.optional_next()?;
@@ -317,9 +396,10 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
     module.register_blocking_method("eth_call", |p, api, _| -> RpcResult<Bytes> {
         let mut seq = p.sequence();
         let req = to_call_request(seq.next()?)?;
-        let (state, header) = api.state_at(seq_block_id(&mut seq)?)?;
-        let gas = req.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
-        match call::call(api.spec(), state, &header, &req).map_err(call_error)? {
+        let (state, header) = api.call_context(seq_block_id(&mut seq)?)?;
+        let limits = api.config.call_limits;
+        let gas = limits.allowance(req.gas, header.gas_limit);
+        match call::call(api.spec(), state, &header, &req, &limits).map_err(call_error)? {
             CallOutcome::Success { output, .. } => Ok(output),
             other => Err(outcome_error(other, gas)),
         }
@@ -328,24 +408,27 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
         let mut seq = p.sequence();
         let req = to_call_request(seq.next()?)?;
         let id = seq_block_id(&mut seq)?;
-        let (state, header) = api.state_at(id)?;
+        let (state, header) = api.call_context(id)?;
         let number = state.block();
         drop(state);
         let reader =
             || if number == api.head().unwrap_or(number) { api.db.latest_state() } else { api.db.state_at(number) };
-        let cap = req.gas.unwrap_or(header.gas_limit).min(header.gas_limit);
-        match call::estimate_gas(api.spec(), reader, &header, &req).map_err(call_error)? {
+        let limits = api.config.call_limits;
+        let cap = limits.allowance(req.gas, header.gas_limit);
+        match call::estimate_gas(api.spec(), reader, &header, &req, &limits).map_err(call_error)? {
             Ok(gas) => Ok(U64::from(gas)),
             Err(outcome) => Err(outcome_error(outcome, cap)),
         }
     })?;
-    module.register_method("eth_gasPrice", |_, api, _| -> RpcResult<U256> {
-        Ok(U256::from(u128::from(api.next_base_fee()?) + api.suggested_tip()?))
+    // Methods that read many blocks run on the blocking pool, not on the
+    // async workers that every other client's requests need.
+    module.register_blocking_method("eth_gasPrice", |_, api, _| -> RpcResult<U256> {
+        Ok(U256::from(api.gas_price()?))
     })?;
-    module.register_method("eth_maxPriorityFeePerGas", |_, api, _| -> RpcResult<U256> {
+    module.register_blocking_method("eth_maxPriorityFeePerGas", |_, api, _| -> RpcResult<U256> {
         Ok(U256::from(api.suggested_tip()?))
     })?;
-    module.register_method("eth_feeHistory", |p, api, _| -> RpcResult<FeeHistory> {
+    module.register_blocking_method("eth_feeHistory", |p, api, _| -> RpcResult<FeeHistory> {
         let mut seq = p.sequence();
         let count: U64 = seq.next()?;
         let newest: BlockNumberOrTag = seq.next()?;
@@ -378,17 +461,14 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
         let Some(n) = api.db.block_number(&hash).map_err(internal)? else { return Ok(None) };
         Ok(api.block(n)?.and_then(|b| rpc_tx(&b, index.0)).map(|t| serde_json::to_value(t).unwrap_or_default()))
     })?;
-    module.register_method("eth_getTransactionReceipt", |p, api, _| -> RpcResult<Option<Value>> {
+    module.register_blocking_method("eth_getTransactionReceipt", |p, api, _| -> RpcResult<Option<Value>> {
         let hash: B256 = p.sequence().next()?;
         let Some((n, i)) = api.db.transaction_location(&hash).map_err(internal)? else { return Ok(None) };
         let block = api.block(n)?.ok_or_else(|| internal("indexed block missing"))?;
         let receipts = api.db.receipts(n).map_err(internal)?.unwrap_or_default();
-        Ok(rpc_receipts(&block, &receipts)
-            .into_iter()
-            .nth(i as usize)
-            .map(|r| serde_json::to_value(r).unwrap_or_default()))
+        Ok(rpc_receipt(&block, &receipts, i as usize).map(|r| serde_json::to_value(r).unwrap_or_default()))
     })?;
-    module.register_method("eth_getBlockReceipts", |p, api, _| -> RpcResult<Option<Value>> {
+    module.register_blocking_method("eth_getBlockReceipts", |p, api, _| -> RpcResult<Option<Value>> {
         let id: BlockId = p.sequence().next()?;
         let Some(n) = api.resolve_id(id)? else { return Ok(None) };
         let Some(block) = api.block(n)? else { return Ok(None) };
@@ -406,13 +486,13 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
             Some(tag) => api.resolve_number(*tag)?,
             None => head + 1,
         };
-        Ok(api.filters.install(FilterKind::Logs { filter: Box::new(filter), next_block }))
+        api.install_filter(FilterKind::Logs { filter: Box::new(filter), next_block })
     })?;
     module.register_method("eth_newBlockFilter", |_, api, _| -> RpcResult<String> {
-        Ok(api.filters.install(FilterKind::Blocks { next_block: api.head()? + 1 }))
+        api.install_filter(FilterKind::Blocks { next_block: api.head()? + 1 })
     })?;
     module.register_method("eth_newPendingTransactionFilter", |_, api, _| -> RpcResult<String> {
-        Ok(api.filters.install(FilterKind::PendingTransactions { hashes: Vec::new() }))
+        api.install_filter(FilterKind::PendingTransactions { hashes: Vec::new() })
     })?;
     module.register_method("eth_uninstallFilter", |p, api, _| -> RpcResult<bool> {
         let id: String = p.sequence().next()?;
@@ -420,38 +500,7 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
     })?;
     module.register_blocking_method("eth_getFilterChanges", |p, api, _| -> RpcResult<FilterChanges> {
         let id: String = p.sequence().next()?;
-        let head = api.head()?;
-        let kind = api.filters.with(&id, |k| {
-            let snapshot = k.clone();
-            match k {
-                FilterKind::Logs { next_block, filter } => {
-                    let to = filter.block_option.get_to_block().and_then(|t| t.as_number()).unwrap_or(head).min(head);
-                    *next_block = (*next_block).max(to + 1);
-                }
-                FilterKind::Blocks { next_block } => *next_block = head + 1,
-                FilterKind::PendingTransactions { hashes } => hashes.clear(),
-            }
-            snapshot
-        });
-        match kind.ok_or_else(|| server_error("filter not found"))? {
-            FilterKind::Logs { filter, next_block } => {
-                let to = filter.block_option.get_to_block().and_then(|t| t.as_number()).unwrap_or(head).min(head);
-                if next_block > to {
-                    return Ok(FilterChanges::Empty);
-                }
-                Ok(FilterChanges::Logs(api.logs_in_range(&filter, next_block, to)?))
-            }
-            FilterKind::Blocks { next_block } => {
-                let mut hashes = Vec::new();
-                for n in next_block..=head {
-                    if let Some(h) = api.db.block_hash(n).map_err(internal)? {
-                        hashes.push(h);
-                    }
-                }
-                Ok(FilterChanges::Hashes(hashes))
-            }
-            FilterKind::PendingTransactions { hashes } => Ok(FilterChanges::Hashes(hashes)),
-        }
+        api.filter_changes(&id)
     })?;
     module.register_blocking_method("eth_getFilterLogs", |p, api, _| -> RpcResult<Vec<Log>> {
         let id: String = p.sequence().next()?;
@@ -465,7 +514,7 @@ pub fn register(module: &mut RpcModule<Arc<EthApi>>) -> Result<(), jsonrpsee::co
         let s = api.pool.status();
         Ok(json!({ "pending": U64::from(s.pending), "queued": U64::from(s.queued) }))
     })?;
-    module.register_method("txpool_content", |_, api, _| -> RpcResult<Value> {
+    module.register_blocking_method("txpool_content", |_, api, _| -> RpcResult<Value> {
         let (pending, queued) = api.pool.content();
         let render = |listing: metanode_execution::txpool::PoolListing| -> BTreeMap<Address, BTreeMap<String, Value>> {
             listing

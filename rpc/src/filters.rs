@@ -1,6 +1,8 @@
 //! Poll-based filters (`eth_newFilter`, `eth_newBlockFilter`,
 //! `eth_newPendingTransactionFilter`, `eth_getFilterChanges`). Filters idle
-//! for five minutes are dropped, as in geth.
+//! for five minutes are dropped, as in geth, by a sweep on a timer (so
+//! abandoned filters do not wait for the next install), and the number
+//! installed at once is capped so clients cannot grow the table without end.
 
 use alloy_primitives::B256;
 use alloy_rpc_types_eth::Filter;
@@ -10,8 +12,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// geth's idle expiry.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default cap on filters installed at once.
+pub const DEFAULT_MAX_FILTERS: usize = 10_000;
 const MAX_PENDING_BUFFER: usize = 20_000;
+
+/// Why a filter could not be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// The table is full; idle filters are swept after [`IDLE_TIMEOUT`].
+    #[error("too many filters installed (limit {0}); uninstall unused filters with eth_uninstallFilter")]
+    TooMany(usize),
+}
 
 /// What a filter watches and how far it has been polled.
 #[derive(Debug, Clone)]
@@ -42,9 +55,17 @@ struct Installed {
 }
 
 /// Installed filters by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FilterManager {
     filters: Mutex<HashMap<u128, Installed>>,
+    max: usize,
+    idle: Duration,
+}
+
+impl Default for FilterManager {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FILTERS, IDLE_TIMEOUT)
+    }
 }
 
 /// A random id as geth writes them: `0x` and hex without leading zeros, so
@@ -62,13 +83,41 @@ fn parse_id(id: &str) -> Option<u128> {
 }
 
 impl FilterManager {
+    /// At most `max` filters at once, each dropped after `idle` without a poll.
+    pub fn new(max: usize, idle: Duration) -> Self {
+        Self { filters: Mutex::new(HashMap::new()), max, idle }
+    }
+
+    /// How long a filter may go unpolled.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
     /// Installs a filter and returns its id (`0x` + up to 32 hex digits).
-    pub fn install(&self, kind: FilterKind) -> String {
+    pub fn install(&self, kind: FilterKind) -> Result<String, FilterError> {
         let (key, id) = random_id();
         let mut filters = self.filters.lock();
-        filters.retain(|_, f| f.last_poll.elapsed() < IDLE_TIMEOUT);
+        if filters.len() >= self.max {
+            Self::drop_idle(&mut filters, self.idle);
+            if filters.len() >= self.max {
+                return Err(FilterError::TooMany(self.max));
+            }
+        }
         filters.insert(key, Installed { kind, last_poll: Instant::now() });
-        id
+        Ok(id)
+    }
+
+    /// Drops filters idle for longer than the timeout; returns how many.
+    /// Called on a timer by the server.
+    pub fn sweep(&self) -> usize {
+        let mut filters = self.filters.lock();
+        let before = filters.len();
+        Self::drop_idle(&mut filters, self.idle);
+        before - filters.len()
+    }
+
+    fn drop_idle(filters: &mut HashMap<u128, Installed>, idle: Duration) {
+        filters.retain(|_, f| f.last_poll.elapsed() < idle);
     }
 
     /// Removes a filter; `false` if there was none.
@@ -106,9 +155,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn full_table_refuses_until_a_filter_goes() {
+        let manager = FilterManager::new(2, IDLE_TIMEOUT);
+        let a = manager.install(FilterKind::Blocks { next_block: 1 }).unwrap();
+        manager.install(FilterKind::Blocks { next_block: 1 }).unwrap();
+        let err = manager.install(FilterKind::Blocks { next_block: 1 }).unwrap_err();
+        assert_eq!(err, FilterError::TooMany(2));
+        assert!(err.to_string().contains("too many filters"), "{err}");
+        assert!(manager.uninstall(&a));
+        manager.install(FilterKind::Blocks { next_block: 1 }).unwrap();
+    }
+
+    #[test]
+    fn sweep_drops_idle_filters_without_an_install() {
+        let manager = FilterManager::new(10, Duration::from_millis(50));
+        let idle = manager.install(FilterKind::Blocks { next_block: 1 }).unwrap();
+        let polled = manager.install(FilterKind::Blocks { next_block: 1 }).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(manager.with(&polled, |_| ()).is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(manager.sweep(), 1);
+        assert!(manager.get(&idle).is_none());
+        assert!(manager.get(&polled).is_some());
+        assert_eq!(manager.sweep(), 0);
+    }
+
+    #[test]
     fn ids_are_found_with_or_without_leading_zeros() {
         let manager = FilterManager::default();
-        let id = manager.install(FilterKind::Blocks { next_block: 1 });
+        let id = manager.install(FilterKind::Blocks { next_block: 1 }).unwrap();
         assert!(!id.starts_with("0x0"), "{id}");
         let padded = format!("0x{:0>32}", &id[2..]);
         assert!(manager.get(&padded).is_some());

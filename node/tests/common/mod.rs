@@ -74,6 +74,11 @@ pub fn signed_transfer(key: &str, nonce: u64, to: alloy_primitives::Address, val
 impl TestNode {
     /// Starts `metanode-node --dev` on `datadir` with extra arguments.
     pub fn start(datadir: &Path, extra: &[&str]) -> TestNode {
+        Self::start_with_block_time(datadir, "200ms", extra)
+    }
+
+    /// Like [`TestNode::start`] with another block time (a long chain quickly).
+    pub fn start_with_block_time(datadir: &Path, block_time: &str, extra: &[&str]) -> TestNode {
         let mut cmd = Command::new(binary());
         cmd.args([
             "--dev",
@@ -84,7 +89,7 @@ impl TestNode {
             "--metrics",
             "0",
             "--block-time",
-            "200ms",
+            block_time,
             "--datadir",
         ])
         .arg(datadir)
