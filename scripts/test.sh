@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole MetaNode test suite: formatting, lints, unit and
 # integration tests (which start real nodes on free loopback ports), the
-# Python end-to-end suite (web3.py + vyper), the Docker image test and the
-# 4-validator docker-compose network test. All
-# of them use the one debug build that `cargo test` produces.
+# Python end-to-end suite (web3.py + vyper), the Docker image test, the
+# 4-validator docker-compose network test and a 2-minute chaos run
+# (docs/CHAOS.md). All of them use the one debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,3 +14,6 @@ cargo test --workspace --all-targets
 scripts/e2e.sh
 scripts/docker-test.sh
 scripts/docker-testnet-test.sh
+# The chaos run needs the metanode-load binary as well as metanode-node.
+cargo build --workspace --bins
+CHAOS_SECONDS=120 scripts/chaos.sh
