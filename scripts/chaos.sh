@@ -12,6 +12,7 @@
 #   CHAOS_SEED     the driver's RNG seed (default: random, printed) to replay a run
 #   CHAOS_RATE     transfers per second the load tool sends (default 100)
 #   CHAOS_REPORT   also write the Markdown report to this file
+#   CHAOS_KINDS    perturbations to draw from (default kill,stop,cut,restart)
 #   CHAOS_KEEP=1   keep the work directory (logs, record) even when the run passes
 #   BIN_DIR        where metanode-node and metanode-load are (default $CARGO_TARGET_DIR/debug)
 set -euo pipefail

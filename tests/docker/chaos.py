@@ -31,6 +31,7 @@ check fails. Plain standard library only.
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -41,7 +42,11 @@ import urllib.request
 VALIDATORS = [f"validator-{i}" for i in range(4)]
 FULL_NODE = "fullnode-0"
 NODES = VALIDATORS + [FULL_NODE]
-KINDS = ["kill", "stop", "cut", "restart"]
+ALL_KINDS = ["kill", "stop", "cut", "restart"]
+# CHAOS_KINDS (comma-separated) restricts the perturbations drawn.
+KINDS = [k for k in os.environ.get("CHAOS_KINDS", ",".join(ALL_KINDS)).split(",") if k]
+if not KINDS or any(k not in ALL_KINDS for k in KINDS):
+    raise SystemExit(f"chaos: CHAOS_KINDS must name some of {ALL_KINDS}, got {KINDS}")
 # How long a perturbed node may take to be back before the run fails.
 RECOVER_TIMEOUT = 120
 # How long every node has after the run to reach the highest head.
