@@ -39,10 +39,13 @@ pub const ROUND_WINDOW: u32 = 16;
 const VERSIONS_PER_SLOT: usize = 2;
 /// Streams one publisher may have open at once.
 const STREAMS_PER_PEER: usize = 8;
-/// Parts one publisher may send before their stream's init.
-const EARLY_PARTS_PER_PEER: usize = 8;
+/// Parts one publisher may send before their stream's init. The broadcast
+/// transport sends each message on a substream of its own, up to 8 at once,
+/// so an honest proposer's first chunks can overtake its init; this leaves
+/// room for several times that.
+const EARLY_PARTS_PER_PEER: usize = 32;
 /// Bytes of parts held before their init, over all publishers.
-const EARLY_BYTES_TOTAL: usize = 32 * 1024 * 1024;
+const EARLY_BYTES_TOTAL: usize = 128 * 1024 * 1024;
 
 /// A whole proposal stream, its init and every chunk checked.
 #[derive(Debug, Clone)]

@@ -361,8 +361,11 @@ async fn proposal_stream_floods_are_bounded_and_their_senders_cut_off() {
         })
         .collect();
     assert!(flood(&mut impostor, &parts, streams.into_iter()).await, "a validator streaming out of turn was kept");
-    assert_eq!(disconnected(&net, 0, "wrong_proposer"), 1);
-    assert!(disconnected(&net, 0, "proposal_part") + disconnected(&net, 0, "bad_signature") >= 2);
+    // Each message travels on a substream of its own, so a flood's chunks can
+    // overtake its init: an attacker is cut off for whichever comes first,
+    // its init (bad signature, out of turn) or parts past the allowance.
+    let cut: u64 = ["bad_signature", "wrong_proposer", "proposal_part"].iter().map(|r| disconnected(&net, 0, r)).sum();
+    assert_eq!(cut, 3, "each of the three attackers is cut off once");
 
     // The chain kept finalizing at (a third of) its 300 ms block time
     // throughout, every validator stayed well under 1 GiB, and all agree.
