@@ -27,13 +27,7 @@ SEED="${CHAOS_SEED:-$(python3 -c 'import random; print(random.randrange(1 << 31)
 RATE="${CHAOS_RATE:-100}"
 echo "chaos: seed $SEED (replay with CHAOS_SEED=$SEED), ${SECS}s, $RATE tx/s, binaries from $BIN_DIR"
 
-scripts/docker-daemon.sh
-if ! command -v docker-compose >/dev/null 2>&1; then
-    echo "chaos: installing docker-compose"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
-fi
+scripts/docker-compose-install.sh
 # A tag of its own, so a concurrent docker test rebuilding metanode:local does not swap the binary.
 IMAGE="$(scripts/docker-image.sh "$NODE" metanode-chaos:local)"
 PROJECT="metanode-chaos-$$"

@@ -6,13 +6,7 @@
 # catches up. Needs the e2e venv (scripts/e2e.sh makes it) for eth_account.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/docker-daemon.sh
-if ! command -v docker-compose >/dev/null 2>&1; then
-    echo "docker-testnet: installing docker-compose"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
-fi
+scripts/docker-compose-install.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/metanode-target}"
 BIN="$CARGO_TARGET_DIR/debug/metanode-node"
 IMAGE="$(scripts/docker-image.sh "$BIN")"

@@ -5,13 +5,12 @@
 //! configured limit and refused beyond it; the server's own limit is set
 //! [`HTTP_HEADROOM`] higher, which is always left to HTTP requests.
 
+use crate::server::HttpFuture;
 use jsonrpsee::{
     core::BoxError,
     server::{HttpBody, HttpRequest, HttpResponse},
 };
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -60,8 +59,6 @@ fn is_upgrade(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
-
 impl<S> tower::Service<HttpRequest> for WsLimit<S>
 where
     S: tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>,
@@ -69,13 +66,13 @@ where
 {
     type Response = HttpResponse;
     type Error = BoxError;
-    type Future = BoxFuture;
+    type Future = HttpFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: HttpRequest) -> BoxFuture {
+    fn call(&mut self, mut req: HttpRequest) -> HttpFuture {
         if is_upgrade(&req) {
             match self.layer.slots.clone().try_acquire_owned() {
                 Ok(permit) => {

@@ -3,13 +3,12 @@
 //! reads, as with geth's default); with it, allowed origins get
 //! `Access-Control-Allow-Origin` and preflights are answered here.
 
+use crate::server::HttpFuture;
 use jsonrpsee::{
     core::BoxError,
     server::{HttpBody, HttpRequest, HttpResponse},
 };
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -50,8 +49,6 @@ pub struct Cors<S> {
     layer: CorsLayer,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
-
 impl<S> tower::Service<HttpRequest> for Cors<S>
 where
     S: tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>,
@@ -59,13 +56,13 @@ where
 {
     type Response = HttpResponse;
     type Error = BoxError;
-    type Future = BoxFuture;
+    type Future = HttpFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: HttpRequest) -> BoxFuture {
+    fn call(&mut self, req: HttpRequest) -> HttpFuture {
         let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
         let Some(origin) = origin.filter(|_| !self.layer.origins.is_empty()) else {
             return Box::pin(self.inner.call(req));

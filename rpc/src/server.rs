@@ -226,6 +226,9 @@ pub async fn start(api: Arc<EthApi>, opts: &ServerOptions) -> std::io::Result<Rp
     Ok(RpcServers { http_addr, ws_addr, handles, _sweeper: spawn_filter_sweeper(api) })
 }
 
+/// The future every HTTP middleware layer of ours returns.
+pub(crate) type HttpFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
 /// Answers `GET /health` and `GET /status`; passes everything else to JSON-RPC.
 #[derive(Clone)]
 struct GetRoutesLayer(Arc<EthApi>);
@@ -250,7 +253,7 @@ where
 {
     type Response = HttpResponse;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+    type Future = HttpFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
