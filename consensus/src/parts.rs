@@ -130,8 +130,9 @@ pub struct StreamWindow<'a> {
 
 impl StreamWindow<'_> {
     /// Checks a stream's init: a height and round in the window, the
-    /// proposer of that height and round, its signature.
-    fn check(&self, signed: &SignedInit) -> Result<(), PartError> {
+    /// proposer of that height and round, its signature. Returns the signed
+    /// bytes, whose hash names the stream.
+    fn check(&self, signed: &SignedInit) -> Result<Vec<u8>, PartError> {
         let init = &signed.init;
         if init.height < self.height {
             return Err(PartError::Ignored("stale"));
@@ -158,7 +159,7 @@ impl StreamWindow<'_> {
         if !SignatureVerifier::verify_bytes(&bytes, &signed.signature, &expected.public_key) {
             return Err(PartError::BadSignature);
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 
@@ -324,8 +325,7 @@ impl PartStreams {
         if seq != 0 {
             return Err(PartError::Malformed("init not first"));
         }
-        window.check(&signed)?;
-        let digest = keccak256(SignedInit::sign_bytes(window.chain_id, &signed.init, &signed.chunk_hashes));
+        let digest = keccak256(window.check(&signed)?);
         match self.routes.get(&key) {
             // The same init again: a duplicate.
             Some(existing) if *existing == digest => return Ok(None),
